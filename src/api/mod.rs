@@ -1,0 +1,137 @@
+//! The HTTP surface: [`router`] builds every route (Traefik provider, health, admin API) over an
+//! [`ApiState`]; [`ApiError`] turns failures into JSON `{"error", "detail"}` answers.
+
+mod admin;
+mod auth;
+mod provider;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::controller::Controller;
+
+pub use admin::AppView;
+
+/// Largest request body the API reads; larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler sees. The controller is set once state is loaded; until then the provider
+/// endpoint and readiness answer 503.
+#[derive(Clone)]
+pub struct ApiState {
+    pub config: Arc<Config>,
+    pub controller: Arc<OnceLock<Arc<Controller>>>,
+}
+
+impl ApiState {
+    pub fn new(config: Arc<Config>) -> Self {
+        ApiState {
+            config,
+            controller: Arc::new(OnceLock::new()),
+        }
+    }
+
+    pub fn loaded(controller: Arc<Controller>) -> Self {
+        let state = ApiState::new(controller.config().clone());
+        let _ = state.controller.set(controller);
+        state
+    }
+
+    fn controller(&self) -> Result<&Arc<Controller>, ApiError> {
+        self.controller.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                json!("state is not loaded yet"),
+            )
+        })
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/traefik", get(provider::traefik))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/apps", get(admin::list_apps))
+        .route("/api/v1/apps/{app}", get(admin::get_app))
+        .route("/api/v1/apps/{app}/weight", put(admin::put_weight))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error answer: `{"error": kind, "detail": ...}` with its status code. 5xx answers carry
+/// only what is safe to show.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: Value) -> Self {
+        ApiError {
+            status,
+            error,
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.error, "detail": self.detail }));
+        (self.status, body).into_response()
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
+    let controller = match state.controller() {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match controller.persist_error() {
+        None => Json(json!({ "status": "ready" })).into_response(),
+        Some(why) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            json!(format!(
+                "state cannot be persisted, so no weight can change: {why}"
+            )),
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        json!(format!("no route for {}", uri.path())),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        json!(format!("{method} is not allowed on {}", uri.path())),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::tests_support::sample_config;
+use crate::config::Secret;
+use crate::store::MemStore;
+
+fn loaded_with(config: Config) -> (Router, Arc<MemStore>) {
+    let store = Arc::new(MemStore::default());
+    let controller = Controller::load(Arc::new(config), store.clone()).unwrap();
+    (router(ApiState::loaded(Arc::new(controller))), store)
+}
+
+fn loaded() -> Router {
+    loaded_with(sample_config()).0
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Body,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    (
+        status,
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+}
+
+async fn json_call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (s, b) = call(app, method, uri, None, Body::from(body.to_string())).await;
+    let v: Value = serde_json::from_slice(&b)
+        .unwrap_or_else(|_| panic!("{uri}: not JSON: {}", String::from_utf8_lossy(&b)));
+    (s, v)
+}
+
+#[tokio::test]
+async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
+    let state = ApiState::new(Arc::new(sample_config()));
+    let app = router(state.clone());
+    let (s, body) = call(&app, "GET", "/traefik", None, Body::empty()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!body.is_empty());
+    assert_eq!(
+        call(&app, "GET", "/readyz", None, Body::empty()).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(&app, "GET", "/healthz", None, Body::empty()).await.0,
+        StatusCode::OK
+    );
+
+    let controller = Controller::load(state.config.clone(), Arc::new(MemStore::default())).unwrap();
+    let _ = state.controller.set(Arc::new(controller));
+    let (s1, b1) = call(&app, "GET", "/traefik", None, Body::empty()).await;
+    let (s2, b2) = call(&app, "GET", "/traefik", None, Body::empty()).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(b1, b2);
+    let doc: Value = serde_json::from_slice(&b1).unwrap();
+    assert!(doc["http"]["services"]["api"]["weighted"].is_object());
+    assert_eq!(
+        call(&app, "GET", "/readyz", None, Body::empty()).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn weight_change_is_served_by_the_provider() {
+    let app = loaded();
+    let (s, v) = json_call(&app, "PUT", "/api/v1/apps/api/weight", r#"{"weight": 30}"#).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["weights"]["canary"], 30);
+    assert_eq!(v["weights"]["stable"], 70);
+    let (_, doc) = json_call(&app, "GET", "/traefik", "").await;
+    assert_eq!(
+        doc["http"]["services"]["api"]["weighted"]["services"][1]["weight"],
+        30
+    );
+    let (_, one) = json_call(&app, "GET", "/api/v1/apps/api", "").await;
+    assert_eq!(one["weights"]["canary"], 30);
+    assert_eq!(one["stable"]["slot"], "blue");
+    assert_eq!(one["canary"]["slot"], "green");
+    let (_, all) = json_call(&app, "GET", "/api/v1/apps", "").await;
+    assert_eq!(all["apps"][0]["name"], "api");
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_json_errors() {
+    let app = loaded();
+    let huge = format!(
+        "{{\"weight\": 1, \"pad\": \"{}\"}}",
+        "x".repeat(MAX_BODY_BYTES + 10)
+    );
+    let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            "{".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            "".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 101}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": -1}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 1e400}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 99999999999999999999}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 10.5}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": "10"}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"[10]"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"wieght": 10}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_weight",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 10, "x": 1}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/api/weight",
+            huge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_body",
+        ),
+        (
+            "PUT",
+            "/api/v1/apps/nope/weight",
+            r#"{"weight": 10}"#.into(),
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/nope",
+            "".into(),
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/..%2F..%2Fetc",
+            "".into(),
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/%FF",
+            "".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/api/../../traefik",
+            "".into(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/nothing/here",
+            "".into(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/api/v1/apps/api/weight",
+            r#"{"weight": 10}"#.into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/traefik",
+            "".into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, uri, body, status, error) in cases {
+        let (s, v) = json_call(&app, method, uri, &body).await;
+        assert_eq!(
+            s,
+            status,
+            "{method} {uri} {}: {v}",
+            &body[..body.len().min(40)]
+        );
+        assert_eq!(v["error"], error, "{method} {uri}: {v}");
+        assert!(v.get("detail").is_some(), "{v}");
+    }
+    // Nothing above changed the state.
+    let (_, one) = json_call(&app, "GET", "/api/v1/apps/api", "").await;
+    assert_eq!(one["weights"]["canary"], 0);
+    assert_eq!(one["generation"], 1);
+}
+
+#[tokio::test]
+async fn mutations_need_the_admin_token_when_one_is_set_and_reads_stay_open() {
+    let mut config = sample_config();
+    config.server.admin_token = Some(Secret::new("adm1n"));
+    let (app, _) = loaded_with(config);
+    let body = || Body::from(r#"{"weight": 5}"#);
+    let uri = "/api/v1/apps/api/weight";
+    assert_eq!(
+        call(&app, "PUT", uri, None, body()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "PUT", uri, Some("wrong"), body()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, "PUT", uri, Some("adm1n"), body()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/v1/apps", None, Body::empty())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/traefik", None, Body::empty()).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn provider_token_protects_the_provider_endpoint() {
+    let mut config = sample_config();
+    config.server.provider_token = Some(Secret::new("tr4efik"));
+    let (app, _) = loaded_with(config);
+    assert_eq!(
+        call(&app, "GET", "/traefik", None, Body::empty()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/traefik", Some("nope"), Body::empty())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, "GET", "/traefik", Some("tr4efik"), Body::empty())
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unpersistable_change_is_refused_with_503_and_readiness_says_why() {
+    let (app, store) = loaded_with(sample_config());
+    let (_, before) = call(&app, "GET", "/traefik", None, Body::empty()).await;
+    store.fail_writes(true);
+    let (s, v) = json_call(&app, "PUT", "/api/v1/apps/api/weight", r#"{"weight": 40}"#).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["error"], "not_persisted");
+    let (_, after) = call(&app, "GET", "/traefik", None, Body::empty()).await;
+    assert_eq!(before, after, "the provider keeps serving the last config");
+    let (s, v) = json_call(&app, "GET", "/readyz", "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be persisted"),
+        "{v}"
+    );
+}

@@ -1,0 +1,289 @@
+//! The command line: `serve`, `check`, `status`, `set-weight`, `demo-backend`. Exit codes: 0 ok,
+//! 1 refused or failed, 2 usage, config or state error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::client::{Client, ClientError};
+use crate::config::Config;
+use crate::controller::Controller;
+use crate::demo_backend::{self, DemoSettings};
+use crate::server::{self, ServeError};
+use crate::store::FileStore;
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "canary-pilot",
+    version,
+    about = "Automated canary releases behind Traefik"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of canary-pilot's API.
+    #[arg(
+        long,
+        env = "CANARY_PILOT_SERVER",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    pub server: String,
+    /// File holding the admin bearer token (else CANARY_PILOT_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: Traefik provider endpoint, admin API and health checks.
+    Serve {
+        #[arg(long, short, env = "CANARY_PILOT_CONFIG")]
+        config: PathBuf,
+        /// Listen on this address instead of server.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a config file and print the Traefik dynamic config it would serve.
+    Check {
+        #[arg(long, short, env = "CANARY_PILOT_CONFIG")]
+        config: PathBuf,
+        /// Render from this state file instead of server.state_file (use "none" for the
+        /// initial state).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Show every app, or one, with its phase and weights.
+    Status {
+        app: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set an app's canary weight (0..=100) by hand.
+    SetWeight {
+        app: String,
+        weight: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a demo backend that answers with its version; `/_control` changes its behaviour.
+    DemoBackend {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        version: String,
+        /// Share of requests answered with 500, 0..=1.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Delay before each answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Seed of the error draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+    fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::failed(e)
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let config = Config::load(&config).map_err(Failure::usage)?;
+            server::serve(config, listen).await.map_err(|e| match e {
+                ServeError::State(_) => Failure::usage(e),
+                other => Failure::failed(other),
+            })
+        }
+        Command::Check { config, state } => check(config, state),
+        Command::Status { app, remote } => status(app, remote).await,
+        Command::SetWeight {
+            app,
+            weight,
+            remote,
+        } => {
+            let client = client(&remote)?;
+            let view = client
+                .put(
+                    &format!("/api/v1/apps/{app}/weight"),
+                    &json!({ "weight": weight }),
+                )
+                .await?;
+            print_apps(&[view], remote.output);
+            Ok(())
+        }
+        Command::DemoBackend {
+            listen,
+            version,
+            error_rate,
+            latency_ms,
+            seed,
+        } => {
+            if !(0.0..=1.0).contains(&error_rate) {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--error-rate {error_rate} must be within 0..=1"
+                )));
+            }
+            demo_backend::run(
+                listen,
+                DemoSettings {
+                    version,
+                    error_rate,
+                    latency_ms,
+                    seed,
+                },
+            )
+            .await
+            .map_err(Failure::failed)
+        }
+    }
+}
+
+fn check(config_path: PathBuf, state: Option<PathBuf>) -> Result<(), Failure> {
+    let config = std::sync::Arc::new(Config::load(&config_path).map_err(Failure::usage)?);
+    let state_path = state.unwrap_or_else(|| config.server.state_file.clone());
+    let document = if state_path.as_os_str() == "none" || !state_path.exists() {
+        eprintln!(
+            "config ok; rendering the initial state (no state file at {})",
+            state_path.display()
+        );
+        let states = config
+            .apps
+            .values()
+            .map(|a| (a.name.clone(), crate::rollout::AppState::initial(a, 0)))
+            .collect();
+        crate::provider::render(&config, &states)
+    } else {
+        // Loading through the controller applies the same checks as `serve`, but must not write:
+        // read the file and reconcile in memory.
+        let store = crate::store::MemStore::default();
+        let loaded =
+            crate::store::Store::load(&FileStore::new(&state_path)).map_err(Failure::usage)?;
+        if let Some(s) = loaded {
+            crate::store::Store::save(&store, &s).map_err(Failure::failed)?;
+        }
+        let controller =
+            Controller::load(config.clone(), std::sync::Arc::new(store)).map_err(Failure::usage)?;
+        eprintln!("config ok; rendering the state in {}", state_path.display());
+        controller.published().document.to_vec()
+    };
+    let value: Value = serde_json::from_slice(&document).expect("rendered JSON parses");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).expect("serializes")
+    );
+    Ok(())
+}
+
+fn client(remote: &Remote) -> Result<Client, Failure> {
+    let token = match &remote.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    Failure::usage(anyhow::anyhow!(
+                        "cannot read --token-file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("CANARY_PILOT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    Ok(Client::new(&remote.server, token))
+}
+
+async fn status(app: Option<String>, remote: Remote) -> Result<(), Failure> {
+    let client = client(&remote)?;
+    let apps = match app {
+        Some(name) => vec![client.get(&format!("/api/v1/apps/{name}")).await?],
+        None => client.get("/api/v1/apps").await?["apps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    print_apps(&apps, remote.output);
+    Ok(())
+}
+
+fn print_apps(apps: &[Value], output: Output) {
+    match output {
+        Output::Json => {
+            let v = if apps.len() == 1 {
+                apps[0].clone()
+            } else {
+                json!({ "apps": apps })
+            };
+            println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        }
+        Output::Text => {
+            for a in apps {
+                println!("{}", status_line(a));
+            }
+        }
+    }
+}
+
+/// One line per app: name, phase, a bar of the canary weight, and which slot is where.
+pub fn status_line(app: &Value) -> String {
+    let canary = app["weights"]["canary"].as_u64().unwrap_or(0);
+    let filled = (canary as usize * 20 + 50) / 100;
+    let bar: String = "#".repeat(filled) + &".".repeat(20 - filled);
+    format!(
+        "{:<16} {:<12} [{bar}] canary {:>3}%  stable={} ({})  canary={} ({})",
+        app["name"].as_str().unwrap_or("?"),
+        app["phase"].as_str().unwrap_or("?"),
+        canary,
+        app["stable"]["slot"].as_str().unwrap_or("?"),
+        app["stable"]["version"].as_str().unwrap_or("-"),
+        app["canary"]["slot"].as_str().unwrap_or("?"),
+        app["canary"]["version"].as_str().unwrap_or("-"),
+    )
+}

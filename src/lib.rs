@@ -1,0 +1,18 @@
+//! canary-pilot: automated canary releases behind Traefik.
+//!
+//! The crate is a library with a thin binary: [`cli`] parses commands; [`server`] runs the
+//! daemon, whose [`controller`] owns the state ([`rollout`]), persists it ([`store`]) and
+//! publishes the Traefik configuration ([`provider`]) served by the HTTP [`api`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod controller;
+pub mod demo_backend;
+pub mod provider;
+pub mod rollout;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,170 @@
+//! Pure rendering of the Traefik dynamic configuration served at `GET /traefik`.
+//!
+//! Per app it renders the weighted parent `<app>`, the role-named children `<app>-stable` and
+//! `<app>-canary`, the main router, the header-pin router and, when configured, the cookie-pin
+//! router and the sticky cookie. The document is complete by construction: every service a router
+//! or weighted service names is rendered in the same document, and every router has
+//! `entryPoints`. Maps are sorted (`serde_json`'s default map), so an unchanged state renders to
+//! identical bytes and Traefik, which hashes the body, sees no change.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{AppConfig, Config};
+use crate::rollout::AppState;
+
+/// How much higher than the main router the pin routers' priority is.
+pub const PIN_PRIORITY_OFFSET: u32 = 100;
+
+/// Every router and service name an app generates.
+pub fn generated_names(app: &AppConfig) -> Vec<String> {
+    let n = &app.name;
+    let mut names = vec![
+        n.clone(),
+        format!("{n}-stable"),
+        format!("{n}-canary"),
+        format!("{n}-canary-header"),
+    ];
+    if app.pin_cookie.is_some() {
+        names.push(format!("{n}-canary-cookie"));
+    }
+    names
+}
+
+/// Renders the full dynamic configuration for every configured app.
+///
+/// `states` must hold a state for every app in `config` (the controller guarantees it); an app
+/// without one is rendered all-stable on its initial slot rather than left out, so the document is
+/// never partial.
+pub fn render(config: &Config, states: &BTreeMap<String, AppState>) -> Vec<u8> {
+    let mut routers = Map::new();
+    let mut services = Map::new();
+    for app in config.apps.values() {
+        let fallback;
+        let state = match states.get(&app.name) {
+            Some(s) => s,
+            None => {
+                fallback = AppState::initial(app, 0);
+                &fallback
+            }
+        };
+        render_app(app, state, &mut routers, &mut services);
+    }
+    let doc = json!({ "http": { "routers": routers, "services": services } });
+    serde_json::to_vec(&doc).expect("a JSON value always serializes")
+}
+
+fn render_app(
+    app: &AppConfig,
+    state: &AppState,
+    routers: &mut Map<String, Value>,
+    services: &mut Map<String, Value>,
+) {
+    let name = &app.name;
+    let stable = format!("{name}-stable");
+    let canary = format!("{name}-canary");
+    let canary_slot = app.other_slot(&state.stable_slot);
+
+    let mut weighted = json!({
+        "services": [
+            { "name": stable, "weight": state.stable_weight() },
+            { "name": canary, "weight": state.canary_weight },
+        ]
+    });
+    if let Some(sticky) = &app.sticky_cookie {
+        let mut cookie = json!({
+            "name": sticky.name,
+            "httpOnly": sticky.http_only,
+            "secure": sticky.secure,
+        });
+        if let Some(path) = &sticky.path {
+            cookie["path"] = json!(path);
+        }
+        weighted["sticky"] = json!({ "cookie": cookie });
+    }
+    services.insert(name.clone(), json!({ "weighted": weighted }));
+    services.insert(stable, load_balancer(app, &state.stable_slot));
+    services.insert(canary.clone(), load_balancer(app, canary_slot));
+
+    routers.insert(
+        name.clone(),
+        router(app, app.rule.clone(), name, app.priority),
+    );
+    let pin_priority = app.priority + PIN_PRIORITY_OFFSET;
+    let header_rule = format!(
+        "({}) && Header(`{}`, `{}`)",
+        app.rule, app.pin_header.name, app.pin_header.value
+    );
+    routers.insert(
+        format!("{name}-canary-header"),
+        router(app, header_rule, &canary, pin_priority),
+    );
+    if let Some(cookie) = &app.pin_cookie {
+        let cookie_rule = format!(
+            "({}) && HeaderRegexp(`Cookie`, `(^|;\\s*){}=true(;|$)`)",
+            app.rule,
+            regex_escape(cookie)
+        );
+        routers.insert(
+            format!("{name}-canary-cookie"),
+            router(app, cookie_rule, &canary, pin_priority),
+        );
+    }
+}
+
+fn load_balancer(app: &AppConfig, slot: &str) -> Value {
+    let servers: Vec<Value> = app
+        .slots
+        .get(slot)
+        .map(|urls| {
+            urls.iter()
+                .map(|u| json!({ "url": server_url(u) }))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({ "loadBalancer": { "servers": servers } })
+}
+
+/// `http://host:8080/` is written as `http://host:8080`, as operators write it; a path is kept.
+fn server_url(u: &url::Url) -> &str {
+    if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
+        u.as_str().trim_end_matches('/')
+    } else {
+        u.as_str()
+    }
+}
+
+fn router(app: &AppConfig, rule: String, service: &str, priority: u32) -> Value {
+    let mut r = json!({
+        "rule": rule,
+        "entryPoints": app.entry_points,
+        "service": service,
+        "priority": priority,
+    });
+    if !app.middlewares.is_empty() {
+        r["middlewares"] = json!(app.middlewares);
+    }
+    if let Some(tls) = &app.tls {
+        r["tls"] = match &tls.cert_resolver {
+            Some(resolver) => json!({ "certResolver": resolver }),
+            None => json!({}),
+        };
+    }
+    r
+}
+
+/// Escapes the characters a Go regexp treats specially.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! `canary-pilot serve`: bind, answer 503 while state loads, load it, serve until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::controller::{Controller, StartError};
+use crate::store::FileStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StartError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let addr = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr()?;
+    let state = ApiState::new(config.clone());
+    let state_for_server = state.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api::router(state_for_server))
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {},
+                    _ = stop_rx => {},
+                }
+            })
+            .await
+    });
+    tracing::info!(addr = %local, apps = config.apps.len(), "listening; loading state");
+
+    let store = Arc::new(FileStore::new(config.server.state_file.clone()));
+    let loaded = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || Controller::load(config, store)
+    })
+    .await
+    .expect("state loader panicked");
+    match loaded {
+        Ok(controller) => {
+            let _ = state.controller.set(Arc::new(controller));
+            tracing::info!(addr = %local, "ready: serving the Traefik provider and the admin API");
+        }
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(e.into());
+        }
+    }
+    server.await.expect("server task panicked")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Durable state: the [`Store`] trait, [`FileStore`] (one JSON file, written atomically) and
+//! [`MemStore`] for tests.
+//!
+//! A state file that exists but cannot be read or parsed is an error, never "no state": starting
+//! from defaults would silently move traffic back to the initial slots.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rollout::AppState;
+
+/// The only state file format this build reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Everything canary-pilot persists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    pub format: u32,
+    /// State per app name. Apps no longer in the config are kept, not served.
+    pub apps: BTreeMap<String, AppState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "state file {path} cannot be read: {source}. canary-pilot will not start without it, so \
+         that traffic is not moved; fix its permissions, or move it away to start every app on its \
+         initial slot"
+    )]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "state file {path} is corrupt: {detail}. canary-pilot will not start with it, so that \
+         traffic is not moved. Restore it from a backup, or, to start every app again at 100% on \
+         its initial_stable slot, move it away: mv {path} {path}.bad"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where state lives. Implementations are blocking; call them off the async runtime.
+pub trait Store: Send + Sync {
+    /// The stored state, or `None` when nothing was ever stored.
+    fn load(&self) -> Result<Option<StateFile>, StoreError>;
+    /// Replaces the stored state; on error the previous state is intact.
+    fn save(&self, state: &StateFile) -> Result<(), StoreError>;
+    /// A human-readable location, for logs and status.
+    fn describe(&self) -> String;
+}
+
+/// State in one JSON file, replaced atomically: write a temp file beside it, fsync, rename over,
+/// fsync the directory.
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileStore { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        self.path.with_file_name(name)
+    }
+}
+
+/// Parses state file bytes, naming the file in the error.
+pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<StateFile, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
+    let state: StateFile = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if state.format != STATE_FORMAT {
+        return Err(corrupt(format!(
+            "format {} is not the format {STATE_FORMAT} this version reads",
+            state.format
+        )));
+    }
+    for (name, app) in &state.apps {
+        if app.canary_weight > 100 {
+            return Err(corrupt(format!(
+                "apps.{name}.canary_weight = {} is outside 0..=100",
+                app.canary_weight
+            )));
+        }
+    }
+    Ok(state)
+}
+
+impl Store for FileStore {
+    fn load(&self) -> Result<Option<StateFile>, StoreError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => parse_state(&self.path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Unreadable {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn save(&self, state: &StateFile) -> Result<(), StoreError> {
+        let write_err = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut bytes = serde_json::to_vec_pretty(state).expect("state always serializes");
+        bytes.push(b'\n');
+        let tmp = self.tmp_path();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(write_err)?;
+        let result = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(write_err(e));
+        }
+        // Make the rename itself durable.
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// State in memory, for tests; can be told to fail writes.
+#[derive(Default)]
+pub struct MemStore {
+    state: Mutex<Option<StateFile>>,
+    fail_writes: std::sync::atomic::AtomicBool,
+}
+
+impl MemStore {
+    pub fn with(state: StateFile) -> Self {
+        MemStore {
+            state: Mutex::new(Some(state)),
+            ..Default::default()
+        }
+    }
+
+    pub fn fail_writes(&self, fail: bool) {
+        self.fail_writes
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn snapshot(&self) -> Option<StateFile> {
+        self.state.lock().expect("poisoned").clone()
+    }
+}
+
+impl Store for MemStore {
+    fn load(&self) -> Result<Option<StateFile>, StoreError> {
+        Ok(self.snapshot())
+    }
+
+    fn save(&self, state: &StateFile) -> Result<(), StoreError> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Write {
+                path: "memory".into(),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only"),
+            });
+        }
+        *self.state.lock().expect("poisoned") = Some(state.clone());
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Phase;
+
+    fn sample() -> StateFile {
+        let mut apps = BTreeMap::new();
+        apps.insert(
+            "api".to_string(),
+            AppState {
+                stable_slot: "green".into(),
+                canary_weight: 25,
+                phase: Phase::Idle,
+                stable_version: Some("v1".into()),
+                canary_version: None,
+                generation: 4,
+                updated_at_ms: 123,
+            },
+        );
+        StateFile {
+            format: STATE_FORMAT,
+            apps,
+        }
+    }
+
+    #[test]
+    fn file_store_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        assert_eq!(store.load().unwrap(), None);
+        store.save(&sample()).unwrap();
+        assert_eq!(store.load().unwrap(), Some(sample()));
+        assert!(!store.tmp_path().exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_the_file_and_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for bad in [
+            &b"{\"format\":1,\"apps\":{\"api\":"[..],
+            b"",
+            b"null",
+            b"{\"format\":2,\"apps\":{}}",
+            b"{\"format\":1,\"apps\":{},\"extra\":1}",
+        ] {
+            fs::write(&path, bad).unwrap();
+            let err = FileStore::new(&path).load().unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("move it away"), "{text}");
+        }
+    }
+
+    #[test]
+    fn weight_above_100_in_file_is_corrupt() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["apps"]["api"]["canary_weight"] = 101.into();
+        let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("canary_weight = 101"), "{err}");
+    }
+
+    #[test]
+    fn failed_write_keeps_previous_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = FileStore::new(&path);
+        store.save(&sample()).unwrap();
+        // A directory where the temp file should go makes the write fail.
+        fs::create_dir(store.tmp_path()).unwrap();
+        let mut next = sample();
+        next.apps.get_mut("api").unwrap().canary_weight = 90;
+        assert!(store.save(&next).is_err());
+        assert_eq!(store.load().unwrap(), Some(sample()));
+    }
+}
