@@ -154,7 +154,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     &json!({ "weight": weight }),
                 )
                 .await?;
-            print_apps(&[view], remote.output);
+            print_apps(&[view], true, remote.output);
             Ok(())
         }
         Command::DemoBackend {
@@ -242,6 +242,7 @@ fn client(remote: &Remote) -> Result<Client, Failure> {
 
 async fn status(app: Option<String>, remote: Remote) -> Result<(), Failure> {
     let client = client(&remote)?;
+    let one = app.is_some();
     let apps = match app {
         Some(name) => vec![client.get(&format!("/api/v1/apps/{name}")).await?],
         None => client.get("/api/v1/apps").await?["apps"]
@@ -249,14 +250,16 @@ async fn status(app: Option<String>, remote: Remote) -> Result<(), Failure> {
             .cloned()
             .unwrap_or_default(),
     };
-    print_apps(&apps, remote.output);
+    print_apps(&apps, one, remote.output);
     Ok(())
 }
 
-fn print_apps(apps: &[Value], output: Output) {
+/// Prints apps; in JSON, one app (`status APP`, `set-weight`) is an object and a listing is
+/// `{"apps": [...]}`, whatever the count.
+fn print_apps(apps: &[Value], one: bool, output: Output) {
     match output {
         Output::Json => {
-            let v = if apps.len() == 1 {
+            let v = if one {
                 apps[0].clone()
             } else {
                 json!({ "apps": apps })
