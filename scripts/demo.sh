@@ -28,8 +28,7 @@ cleanup() { stop_all; [ "$keep" = 1 ] || rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-web=$(free_port); api=$(free_port); metrics=$(free_port)
-pilot=$(free_port); blue=$(free_port); green=$(free_port)
+read -r web api metrics pilot blue green < <(free_ports 6)
 
 sed -e "s/@PILOT@/$pilot/g" -e "s/@BLUE@/$blue/g" -e "s/@GREEN@/$green/g" -e "s/@METRICS@/$metrics/g" \
     -e "s#@STATE@#$work/state.json#g" traefik/demo/canary-pilot.toml.in > "$work/canary-pilot.toml"

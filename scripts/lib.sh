@@ -1,8 +1,15 @@
 # Shared helpers for the scripts: free ports, process bookkeeping, waiting. Source it.
 
-# A TCP port on 127.0.0.1 that is free right now.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# free_ports N: N distinct TCP ports on 127.0.0.1 that are free right now (all held open while
+# choosing, so none is handed out twice).
+free_ports() {
+  python3 -c '
+import socket, sys
+held = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held))
+' "$1"
 }
 
 # PIDs started by this script; stop_all kills them (TERM, then KILL) and is safe to call twice.

@@ -3,7 +3,8 @@
 //! also when a test fails. Every wait is bounded by a deadline.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,12 +28,22 @@ pub fn traefik_bin() -> PathBuf {
     p
 }
 
+/// A port on 127.0.0.1 that was free a moment ago and that this test process has not handed
+/// out before (two processes of one stack must never get the same port).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Hold every candidate open until one is new, so the OS cannot hand back the same one.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().unwrap().port();
+        held.push(l);
+        if given.insert(port) {
+            return port;
+        }
+    }
+    panic!("no fresh port after 64 tries")
 }
 
 /// A child process that is killed (SIGKILL) and reaped when dropped. Its output goes to a log
@@ -202,7 +213,7 @@ impl Stack {
         std::fs::write(
             &static_cfg,
             format!(
-                "entryPoints:\n  web:\n    address: \"127.0.0.1:{web}\"\n  traefik:\n    address: \"127.0.0.1:{traefik_api}\"\n  metrics:\n    address: \"127.0.0.1:{metrics}\"\nproviders:\n  http:\n    endpoint: \"http://127.0.0.1:{pilot_port}/traefik\"\n    pollInterval: \"{}\"\n    pollTimeout: \"1s\"\napi:\n  insecure: true\n  dashboard: false\nmetrics:\n  prometheus:\n    entryPoint: metrics\n    addRoutersLabels: true\n    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]\nlog:\n  level: INFO\n",
+                "entryPoints:\n  web:\n    address: \"127.0.0.1:{web}\"\n  traefik:\n    address: \"127.0.0.1:{traefik_api}\"\n  metrics:\n    address: \"127.0.0.1:{metrics}\"\nproviders:\n  http:\n    endpoint: \"http://127.0.0.1:{pilot_port}/traefik\"\n    pollInterval: \"{}\"\n    pollTimeout: \"1s\"\napi:\n  insecure: true\n  dashboard: false\nmetrics:\n  prometheus:\n    entryPoint: metrics\n    addRoutersLabels: true\n    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]\nlog:\n  level: INFO\nglobal:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n",
                 opts.poll_interval
             ),
         )
