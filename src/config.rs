@@ -140,6 +140,8 @@ struct RawAnalysis {
     #[serde(default = "default_max_latency_ratio")]
     max_latency_ratio: f64,
     max_latency: Option<String>,
+    #[serde(default = "default_latency_tolerance")]
+    latency_tolerance: String,
     #[serde(default = "default_failure_limit")]
     failure_limit: i64,
     #[serde(default = "default_max_inconclusive")]
@@ -187,6 +189,9 @@ fn default_latency_quantile() -> f64 {
 }
 fn default_max_latency_ratio() -> f64 {
     1.5
+}
+fn default_latency_tolerance() -> String {
+    "10ms".into()
 }
 fn default_failure_limit() -> i64 {
     3
@@ -304,6 +309,8 @@ pub struct AnalysisConfig {
     pub latency_quantile: f64,
     pub max_latency_ratio: f64,
     pub max_latency: Option<Duration>,
+    /// Latency differences below this are never a regression, whatever the ratio.
+    pub latency_tolerance: Duration,
     pub failure_limit: u32,
     pub max_inconclusive: Duration,
 }
@@ -1037,6 +1044,7 @@ impl<'s> Validator<'s> {
             .max_latency
             .as_deref()
             .and_then(|t| self.duration(&base, "max_latency", t));
+        let latency_tolerance = self.duration(&base, "latency_tolerance", &raw.latency_tolerance);
         if raw.failure_limit < 1 || raw.failure_limit > 1000 {
             self.issue_at(
                 &base,
@@ -1054,6 +1062,7 @@ impl<'s> Validator<'s> {
             latency_quantile: raw.latency_quantile,
             max_latency_ratio: raw.max_latency_ratio,
             max_latency,
+            latency_tolerance: latency_tolerance.expect("checked"),
             failure_limit: raw.failure_limit as u32,
             max_inconclusive: max_inconclusive.expect("checked"),
         })

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod analysis;
 pub mod controller;
 pub mod demo_backend;
 pub mod provider;

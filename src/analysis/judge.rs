@@ -1,0 +1,292 @@
+//! The judge: compares the canary against stable over one window and says `pass`, `fail`,
+//! `critical` or `inconclusive`, with the figures and the reason for every check. Pure.
+//!
+//! # Method
+//!
+//! **Requests.** Both sides need `min_requests` in the window; otherwise every check is
+//! inconclusive: too little data is never a pass and never a fail.
+//!
+//! **Error ratio** (5xx / requests). Each side's error rate gets a Beta posterior under the
+//! Jeffreys prior: `Beta(errors + ½, requests − errors + ½)`. From the two posteriors the judge
+//! computes `P_worse = P(p_canary − p_stable > error_ratio_tolerance)`:
+//! - `critical` when `P(p_canary > max_error_ratio) ≥ 0.99` (the hard ceiling), or when the canary
+//!   is overwhelmingly worse: `P(p_canary − p_stable > max(5 × tolerance, 0.05)) ≥ 0.999`;
+//! - `fail` when `P_worse ≥ 0.95`: evidence that the canary is worse by more than the tolerance;
+//! - `pass` when `P_worse ≤ 0.05`: evidence that it is not;
+//! - `inconclusive` in between; the controller keeps accumulating the window until the evidence
+//!   decides.
+//!
+//! **Latency.** The `latency_quantile` of each side from the histogram buckets, interpolated as
+//! Prometheus' `histogram_quantile` does. `fail` when the canary's quantile exceeds `max_latency`,
+//! or exceeds `max_latency_ratio` × stable's by more than `latency_tolerance` (so that 1 ms
+//! against 2 ms is not a regression). No histogram or no observations: inconclusive.
+//!
+//! **Overall** verdict: the worst check, ordered pass < inconclusive < fail < critical. NaN,
+//! infinities, negative counts or more errors than requests make a check inconclusive, never a
+//! pass.
+
+use serde::Serialize;
+
+use super::stats::{prob_exceeds_by, RatePosterior};
+use super::SideSample;
+use crate::config::AnalysisConfig;
+
+/// Evidence needed for a `fail` (and, mirrored, for a `pass`) of the error check.
+pub const FAIL_EVIDENCE: f64 = 0.95;
+/// Evidence needed for the ceiling to be critical.
+pub const CEILING_EVIDENCE: f64 = 0.99;
+/// Evidence needed for an overwhelming difference to be critical.
+pub const OVERWHELMING_EVIDENCE: f64 = 0.999;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Inconclusive,
+    Fail,
+    Critical,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Fail => "fail",
+            Verdict::Critical => "critical",
+        }
+    }
+}
+
+/// One check's figures and verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub check: String,
+    /// Canary's value (ratio, seconds or count); `None` when it could not be computed.
+    pub canary: Option<f64>,
+    pub stable: Option<f64>,
+    /// The limit, in words.
+    pub limit: String,
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+/// The judge's answer for one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub canary_requests: f64,
+    pub stable_requests: f64,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Analysis {
+    /// An analysis with no figures: the source could not be read.
+    pub fn unavailable(reason: String) -> Analysis {
+        Analysis {
+            verdict: Verdict::Inconclusive,
+            reason,
+            canary_requests: 0.0,
+            stable_requests: 0.0,
+            checks: Vec::new(),
+        }
+    }
+}
+
+fn valid_count(x: f64) -> bool {
+    x.is_finite() && x >= 0.0
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn ms(seconds: f64) -> String {
+    format!("{:.1}ms", seconds * 1000.0)
+}
+
+pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> Analysis {
+    let (nc, ns) = (canary.requests, stable.requests);
+    let min = c.min_requests as f64;
+    let counts_valid = [nc, ns, canary.errors, stable.errors].iter().all(|x| valid_count(*x));
+    let requests = if !counts_valid {
+        check(
+            "requests",
+            Some(nc),
+            Some(ns),
+            format!(">= {} per side", c.min_requests),
+            Verdict::Inconclusive,
+            "the source returned invalid counts (NaN, infinite or negative)".into(),
+        )
+    } else if nc < min || ns < min {
+        check(
+            "requests",
+            Some(nc),
+            Some(ns),
+            format!(">= {} per side", c.min_requests),
+            Verdict::Inconclusive,
+            format!("too few requests: canary {nc:.0}, stable {ns:.0}, need {} each", c.min_requests),
+        )
+    } else {
+        check(
+            "requests",
+            Some(nc),
+            Some(ns),
+            format!(">= {} per side", c.min_requests),
+            Verdict::Pass,
+            "enough requests on both sides".into(),
+        )
+    };
+    let enough = requests.verdict == Verdict::Pass;
+    let mut checks = vec![requests];
+    checks.push(error_check(canary, stable, c, enough));
+    checks.push(latency_check(canary, stable, c, enough));
+
+    let worst = checks.iter().map(|ch| ch.verdict).max().unwrap_or(Verdict::Inconclusive);
+    let reason = checks
+        .iter()
+        .filter(|ch| ch.verdict == worst)
+        .map(|ch| format!("{}: {}", ch.check, ch.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Analysis {
+        verdict: worst,
+        reason,
+        canary_requests: nc,
+        stable_requests: ns,
+        checks,
+    }
+}
+
+fn check(name: &str, canary: Option<f64>, stable: Option<f64>, limit: String, verdict: Verdict, reason: String) -> CheckResult {
+    CheckResult {
+        check: name.into(),
+        canary,
+        stable,
+        limit,
+        verdict,
+        reason,
+    }
+}
+
+fn error_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, enough: bool) -> CheckResult {
+    let tol = c.error_ratio_tolerance;
+    let limit = format!("canary <= stable + {}, ceiling {}", pct(tol), pct(c.max_error_ratio));
+    let ratio = |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
+    let (rc, rs) = (ratio(canary), ratio(stable));
+    let out = |v, reason| check("error_ratio", rc, rs, limit.clone(), v, reason);
+    if !enough {
+        return out(Verdict::Inconclusive, "waiting for enough requests".into());
+    }
+    if canary.errors > canary.requests || stable.errors > stable.requests {
+        return out(Verdict::Inconclusive, "the source reported more errors than requests".into());
+    }
+    let pc = RatePosterior::new(canary.errors, canary.requests);
+    let ps = RatePosterior::new(stable.errors, stable.requests);
+    let (rc_v, rs_v) = (rc.unwrap_or(0.0), rs.unwrap_or(0.0));
+    let p_ceiling = pc.prob_above(c.max_error_ratio);
+    if p_ceiling >= CEILING_EVIDENCE {
+        return out(
+            Verdict::Critical,
+            format!(
+                "canary {} is above the {} ceiling (P = {p_ceiling:.4})",
+                pct(rc_v),
+                pct(c.max_error_ratio)
+            ),
+        );
+    }
+    let margin = (5.0 * tol).max(0.05);
+    let p_overwhelming = prob_exceeds_by(pc, ps, margin);
+    if p_overwhelming >= OVERWHELMING_EVIDENCE {
+        return out(
+            Verdict::Critical,
+            format!(
+                "canary {} is overwhelmingly worse than stable {} (P(worse by > {}) = {p_overwhelming:.4})",
+                pct(rc_v),
+                pct(rs_v),
+                pct(margin)
+            ),
+        );
+    }
+    let p_worse = prob_exceeds_by(pc, ps, tol);
+    if p_worse >= FAIL_EVIDENCE {
+        out(
+            Verdict::Fail,
+            format!(
+                "canary {} is worse than stable {} by more than {} (P = {p_worse:.3})",
+                pct(rc_v),
+                pct(rs_v),
+                pct(tol)
+            ),
+        )
+    } else if p_worse <= 1.0 - FAIL_EVIDENCE {
+        out(
+            Verdict::Pass,
+            format!(
+                "canary {} is not worse than stable {} by more than {} (P(worse) = {p_worse:.3})",
+                pct(rc_v),
+                pct(rs_v),
+                pct(tol)
+            ),
+        )
+    } else {
+        out(
+            Verdict::Inconclusive,
+            format!(
+                "canary {} vs stable {}: not enough evidence either way yet (P(worse by > {}) = {p_worse:.3})",
+                pct(rc_v),
+                pct(rs_v),
+                pct(tol)
+            ),
+        )
+    }
+}
+
+fn latency_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, enough: bool) -> CheckResult {
+    let q = c.latency_quantile;
+    let name = format!("latency_p{}", (q * 1000.0).round() / 10.0);
+    let mut limit = format!(
+        "canary <= {}x stable (+{} tolerance)",
+        c.max_latency_ratio,
+        ms(c.latency_tolerance.as_secs_f64())
+    );
+    if let Some(max) = c.max_latency {
+        limit.push_str(&format!(", <= {}", ms(max.as_secs_f64())));
+    }
+    let (qc, qs) = (canary.latency.quantile(q), stable.latency.quantile(q));
+    let out = |v, reason| check(&name, qc, qs, limit.clone(), v, reason);
+    if !enough {
+        return out(Verdict::Inconclusive, "waiting for enough requests".into());
+    }
+    let (Some(qc), Some(qs)) = (qc, qs) else {
+        return out(Verdict::Inconclusive, "no latency histogram for one side".into());
+    };
+    if !qc.is_finite() || !qs.is_finite() {
+        return out(Verdict::Inconclusive, "latency is not a finite number".into());
+    }
+    if let Some(max) = c.max_latency {
+        if qc > max.as_secs_f64() {
+            return out(
+                Verdict::Fail,
+                format!("canary {} is above the {} limit", ms(qc), ms(max.as_secs_f64())),
+            );
+        }
+    }
+    if qc > qs * c.max_latency_ratio && qc - qs > c.latency_tolerance.as_secs_f64() {
+        return out(
+            Verdict::Fail,
+            format!(
+                "canary {} is {:.2}x stable {} (limit {}x)",
+                ms(qc),
+                if qs > 0.0 { qc / qs } else { f64::INFINITY },
+                ms(qs),
+                c.max_latency_ratio
+            ),
+        );
+    }
+    out(Verdict::Pass, format!("canary {} vs stable {}", ms(qc), ms(qs)))
+}
+
+#[cfg(test)]
+mod tests;
