@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `status`, `set-weight`, `demo-backend`. Exit codes: 0 ok,
+//! The command line: `serve`, `check`, `status`, `start`, `pause`, `resume`, `promote`, `abort`,
+//! `set-weight`, `events`, `demo-backend`. Exit codes: 0 ok,
 //! 1 refused or failed, 2 usage, config or state error.
 
 use std::net::SocketAddr;
@@ -78,7 +79,53 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Set an app's canary weight (0..=100) by hand.
+    /// Start a release: the new version is deployed on the idle (canary) slot.
+    Start {
+        app: String,
+        /// Version label of the release, e.g. an image tag.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Hold a release at its current weight.
+    Pause {
+        app: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Continue a paused release from its step.
+    Resume {
+        app: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Skip the remaining steps: the canary takes 100 %, then becomes stable.
+    Promote {
+        app: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Roll back now: the canary gets no traffic.
+    Abort {
+        app: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show the event log (every transition), oldest first.
+    Events {
+        app: Option<String>,
+        /// How many of the newest events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set an app's canary weight (0..=100) by hand; an analysed release pauses.
     SetWeight {
         app: String,
         weight: i64,
@@ -157,6 +204,42 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print_apps(&[view], true, remote.output);
             Ok(())
         }
+        Command::Start {
+            app,
+            version,
+            remote,
+        } => action(&remote, &app, "start", json!({ "version": version })).await,
+        Command::Pause {
+            app,
+            reason,
+            remote,
+        } => action(&remote, &app, "pause", json!({ "reason": reason })).await,
+        Command::Resume { app, remote } => action(&remote, &app, "resume", json!({})).await,
+        Command::Promote { app, remote } => action(&remote, &app, "promote", json!({})).await,
+        Command::Abort {
+            app,
+            reason,
+            remote,
+        } => action(&remote, &app, "abort", json!({ "reason": reason })).await,
+        Command::Events { app, limit, remote } => {
+            let client = client(&remote)?;
+            let mut path = format!("/api/v1/events?limit={limit}");
+            if let Some(a) = &app {
+                path.push_str(&format!("&app={a}"));
+            }
+            let v = client.get(&path).await?;
+            match remote.output {
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
+                }
+                Output::Text => {
+                    for e in v["events"].as_array().into_iter().flatten() {
+                        println!("{}", event_line(e));
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::DemoBackend {
             listen,
             version,
@@ -220,6 +303,34 @@ fn check(config_path: PathBuf, state: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn action(remote: &Remote, app: &str, action: &str, body: Value) -> Result<(), Failure> {
+    let client = client(remote)?;
+    let body = match body {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    };
+    let view = client
+        .post(&format!("/api/v1/apps/{app}/{action}"), &body)
+        .await?;
+    print_apps(&[view], true, remote.output);
+    Ok(())
+}
+
+/// One line per event: time, app, kind, phases, weight, version, reason.
+pub fn event_line(e: &Value) -> String {
+    format!(
+        "{}  {:<12} {:<16} {} -> {}  canary {:>3}%  {}  {}",
+        e["time"].as_str().unwrap_or("?"),
+        e["app"].as_str().unwrap_or("?"),
+        e["kind"].as_str().unwrap_or("?"),
+        e["from"].as_str().unwrap_or("?"),
+        e["to"].as_str().unwrap_or("?"),
+        e["weight"].as_u64().unwrap_or(0),
+        e["version"].as_str().unwrap_or("-"),
+        e["reason"].as_str().unwrap_or(""),
+    )
+}
+
 fn client(remote: &Remote) -> Result<Client, Failure> {
     let token = match &remote.token_file {
         Some(path) => Some(
@@ -269,18 +380,66 @@ fn print_apps(apps: &[Value], one: bool, output: Output) {
         Output::Text => {
             for a in apps {
                 println!("{}", status_line(a));
+                if one {
+                    print!("{}", status_details(a));
+                }
             }
         }
     }
 }
 
-/// One line per app: name, phase, a bar of the canary weight, and which slot is where.
+/// The detail under one app's status line: why it is where it is, and the last analyses with
+/// every check's figures.
+pub fn status_details(app: &Value) -> String {
+    let mut out = String::new();
+    if let Some(r) = app["reason"].as_str() {
+        out.push_str(&format!("  reason: {r}\n"));
+    }
+    for a in app["analyses"].as_array().into_iter().flatten().take(3) {
+        out.push_str(&format!(
+            "  analysis at {}% (step {}, {:.0}s window): {} - {}\n",
+            a["weight"].as_u64().unwrap_or(0),
+            a["step"].as_u64().unwrap_or(0),
+            a["window_seconds"].as_f64().unwrap_or(0.0),
+            a["verdict"].as_str().unwrap_or("?"),
+            a["reason"].as_str().unwrap_or(""),
+        ));
+        for c in a["checks"].as_array().into_iter().flatten() {
+            let num = |v: &Value| {
+                v.as_f64()
+                    .map(|x| format!("{x:.4}"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            out.push_str(&format!(
+                "    {:<14} canary {:>10}  stable {:>10}  limit {:<40} {:<12} {}\n",
+                c["check"].as_str().unwrap_or("?"),
+                num(&c["canary"]),
+                num(&c["stable"]),
+                c["limit"].as_str().unwrap_or(""),
+                c["verdict"].as_str().unwrap_or("?"),
+                c["reason"].as_str().unwrap_or(""),
+            ));
+        }
+    }
+    out
+}
+
+/// One line per app: name, phase, a bar of the canary weight, step, which slot is where, and
+/// the last verdict.
 pub fn status_line(app: &Value) -> String {
     let canary = app["weights"]["canary"].as_u64().unwrap_or(0);
     let filled = (canary as usize * 20 + 50) / 100;
     let bar: String = "#".repeat(filled) + &".".repeat(20 - filled);
+    let step = match app["step"]["current"].as_u64() {
+        Some(n) if n > 0 => format!("step {}/{}", n, app["step"]["total"].as_u64().unwrap_or(0)),
+        _ => "-".to_string(),
+    };
+    let verdict = match app["last_analysis"]["verdict"].as_str() {
+        Some(v) => format!("  last: {v}"),
+        None => String::new(),
+    };
     format!(
-        "{:<16} {:<12} [{bar}] canary {:>3}%  stable={} ({})  canary={} ({})",
+        "{:<16} {:<12} [{bar}] canary {:>3}%  {step:<9} stable={} ({})  canary={} ({}){verdict}",
         app["name"].as_str().unwrap_or("?"),
         app["phase"].as_str().unwrap_or("?"),
         canary,

@@ -44,6 +44,10 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.send(self.http.put(self.url(path)).json(body)).await
     }

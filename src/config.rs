@@ -52,6 +52,19 @@ struct RawMetrics {
     traefik_urls: Vec<String>,
     /// Base URL of Prometheus' HTTP API.
     prometheus_url: Option<String>,
+    /// Timeout of one scrape or query.
+    #[serde(default = "default_metrics_timeout")]
+    timeout: String,
+    /// PromQL templates for the `prometheus` source.
+    queries: Option<RawQueries>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueries {
+    requests: Option<String>,
+    errors: Option<String>,
+    latency: Option<String>,
 }
 
 /// `[apps.NAME]`: one public route served by two slots.
@@ -160,6 +173,9 @@ fn default_source() -> String {
 fn default_traefik_urls() -> Vec<String> {
     vec!["http://127.0.0.1:8082/metrics".into()]
 }
+fn default_metrics_timeout() -> String {
+    "5s".into()
+}
 fn default_entry_points() -> Vec<String> {
     vec!["web".into()]
 }
@@ -249,6 +265,8 @@ pub struct MetricsConfig {
     pub source: MetricsSourceKind,
     pub traefik_urls: Vec<Url>,
     pub prometheus_url: Option<Url>,
+    pub timeout: Duration,
+    pub queries: crate::analysis::prometheus::Queries,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -762,10 +780,31 @@ impl<'s> Validator<'s> {
             ),
             _ => {}
         }
+        let timeout = self.duration("metrics", "timeout", &raw.timeout);
+        let mut queries = crate::analysis::prometheus::Queries::default();
+        if let Some(q) = raw.queries {
+            for (key, value, slot) in [
+                ("requests", q.requests, &mut queries.requests),
+                ("errors", q.errors, &mut queries.errors),
+                ("latency", q.latency, &mut queries.latency),
+            ] {
+                match value {
+                    Some(v) if !v.contains("{service}") => self.issue_at(
+                        "metrics",
+                        &format!("queries.{key}"),
+                        "must contain {service} (the managed services) so one query serves every app".into(),
+                    ),
+                    Some(v) => *slot = v,
+                    None => {}
+                }
+            }
+        }
         (self.issues.len() == before).then(|| MetricsConfig {
             source: source.expect("checked"),
             traefik_urls,
             prometheus_url,
+            timeout: timeout.expect("checked"),
+            queries,
         })
     }
 

@@ -1,17 +1,27 @@
-//! The controller owns the live state of every app: it loads and reconciles it at start-up,
-//! applies changes (persist first, then publish), and publishes the rendered Traefik document
-//! that the provider endpoint serves from memory.
+//! The controller owns the live state of every app. It loads and reconciles it at start-up,
+//! applies inputs — operator commands and the analysis loop's verdicts — through the pure
+//! [`rollout::step`], persists every change with its event before it is served, and publishes
+//! the rendered Traefik document that the provider endpoint serves from memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
+use serde::Serialize;
 
+use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample};
 use crate::config::Config;
 use crate::provider;
-use crate::rollout::{AppState, Refusal};
+use crate::rollout::{self, AppState, Event, Input, Phase, Refusal};
 use crate::store::{StateFile, Store, StoreError, STATE_FORMAT};
+
+/// Events kept in the state file; older ones are dropped.
+pub const MAX_EVENTS: usize = 1000;
+/// Analyses kept per app for `status` and the API.
+pub const MAX_ANALYSES: usize = 10;
 
 /// What readers see: one consistent snapshot of the state and its rendered document.
 #[derive(Debug, Clone)]
@@ -20,6 +30,24 @@ pub struct Published {
     pub document: Bytes,
     /// State of every configured app.
     pub apps: BTreeMap<String, AppState>,
+    /// The event log, oldest first.
+    pub events: Arc<Vec<Event>>,
+}
+
+/// One analysis as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisRecord {
+    pub time_ms: u64,
+    pub phase: Phase,
+    /// Canary weight while the window was collected.
+    pub weight: u8,
+    /// 1-based step.
+    pub step: usize,
+    pub source: String,
+    /// How long the window collected data, in seconds.
+    pub window_seconds: f64,
+    #[serde(flatten)]
+    pub analysis: Analysis,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +77,43 @@ pub enum ControlError {
     Persist(#[source] StoreError),
 }
 
+/// Figures collected for one app since its window started.
+#[derive(Debug, Clone)]
+struct Window {
+    canary: SideSample,
+    stable: SideSample,
+    started: Instant,
+    last_judged: Instant,
+}
+
+impl Window {
+    fn new(now: Instant) -> Self {
+        Window {
+            canary: SideSample::default(),
+            stable: SideSample::default(),
+            started: now,
+            last_judged: now,
+        }
+    }
+}
+
+#[derive(Default)]
+struct AnalysisState {
+    windows: BTreeMap<String, Window>,
+    history: BTreeMap<String, VecDeque<AnalysisRecord>>,
+    last_collect: Option<Instant>,
+}
+
 pub struct Controller {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    /// The authoritative state; held across persist so changes are applied in order.
+    source: Option<Arc<dyn MetricsSource>>,
+    /// The authoritative state; held across persist so changes apply in order.
     state: tokio::sync::Mutex<StateFile>,
     published: RwLock<Arc<Published>>,
     /// The last persist failure, cleared by the next successful write.
     persist_error: Mutex<Option<String>>,
+    analysis: Mutex<AnalysisState>,
 }
 
 pub fn now_ms() -> u64 {
@@ -75,6 +132,7 @@ impl Controller {
         let mut state = loaded.unwrap_or(StateFile {
             format: STATE_FORMAT,
             apps: BTreeMap::new(),
+            events: Vec::new(),
         });
         let mut added = Vec::new();
         for app in config.apps.values() {
@@ -111,10 +169,18 @@ impl Controller {
         Ok(Controller {
             config,
             store,
+            source: None,
             state: tokio::sync::Mutex::new(state),
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
+            analysis: Mutex::new(AnalysisState::default()),
         })
+    }
+
+    /// The source the analysis loop reads.
+    pub fn with_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -125,37 +191,50 @@ impl Controller {
         self.published.read().expect("poisoned").clone()
     }
 
+    /// The last analyses of an app, newest first.
+    pub fn analyses(&self, app: &str) -> Vec<AnalysisRecord> {
+        let a = self.analysis.lock().expect("poisoned");
+        a.history
+            .get(app)
+            .map(|h| h.iter().rev().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Why the controller cannot change state right now, if it cannot.
     pub fn persist_error(&self) -> Option<String> {
         self.persist_error.lock().expect("poisoned").clone()
     }
 
-    /// Sets an app's canary weight by hand. The change is persisted before it is served; if it
-    /// cannot be persisted, nothing changes.
+    /// Sets an app's canary weight by hand (an analysed release pauses).
     pub async fn set_weight(&self, app: &str, weight: i64) -> Result<AppState, ControlError> {
-        self.update(app, |s| s.with_weight(weight, now_ms()).map_err(Into::into))
-            .await
+        self.command(app, Input::SetWeight { weight }).await
     }
 
-    /// Applies `change` to one app's state: persist, then publish.
-    async fn update(
-        &self,
-        app: &str,
-        change: impl FnOnce(&AppState) -> Result<Option<AppState>, ControlError>,
-    ) -> Result<AppState, ControlError> {
-        if !self.config.apps.contains_key(app) {
-            return Err(ControlError::UnknownApp(app.to_string()));
-        }
+    /// Applies one input to an app: step, persist (state and event together), publish. If the
+    /// change cannot be persisted, nothing changes.
+    pub async fn command(&self, app: &str, input: Input) -> Result<AppState, ControlError> {
+        let app_cfg = self
+            .config
+            .apps
+            .get(app)
+            .ok_or_else(|| ControlError::UnknownApp(app.to_string()))?;
         let mut guard = self.state.lock().await;
         let current = guard
             .apps
             .get(app)
             .ok_or_else(|| ControlError::UnknownApp(app.to_string()))?;
-        let Some(next) = change(current)? else {
+        let Some(transition) = rollout::step(app_cfg, current, input, now_ms())? else {
             return Ok(current.clone());
         };
         let mut candidate = guard.clone();
-        candidate.apps.insert(app.to_string(), next.clone());
+        candidate
+            .apps
+            .insert(app.to_string(), transition.state.clone());
+        if let Some(ev) = &transition.event {
+            candidate.events.push(ev.clone());
+            let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
+            candidate.events.drain(..excess);
+        }
 
         let store = self.store.clone();
         let to_save = candidate.clone();
@@ -170,13 +249,155 @@ impl Controller {
         *self.persist_error.lock().expect("poisoned") = None;
         *guard = candidate;
         *self.published.write().expect("poisoned") = Arc::new(publish(&self.config, &guard));
-        tracing::info!(
-            app,
-            weight = next.canary_weight,
-            generation = next.generation,
-            "state changed"
-        );
-        Ok(next)
+        drop(guard);
+
+        if transition.reset_window {
+            let mut a = self.analysis.lock().expect("poisoned");
+            a.windows
+                .insert(app.to_string(), Window::new(Instant::now()));
+        }
+        let s = &transition.state;
+        match &transition.event {
+            Some(ev) => tracing::info!(
+                app,
+                event = ev.kind.as_str(),
+                version = s.canary_version.as_deref().unwrap_or("-"),
+                phase = s.phase.as_str(),
+                weight = s.canary_weight,
+                reason = %ev.reason,
+                "transition"
+            ),
+            None => tracing::debug!(app, generation = s.generation, "state changed"),
+        }
+        Ok(transition.state)
+    }
+
+    /// The shortest analysis interval of all apps: how often the loop ticks.
+    pub fn tick_period(&self) -> Duration {
+        self.config
+            .apps
+            .values()
+            .map(|a| a.analysis.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// One round of the analysis loop: collect figures for every managed service in one call,
+    /// add them to each analysed app's window, and judge the apps whose interval has passed.
+    pub async fn tick(&self) {
+        let now = Instant::now();
+        let period = self.tick_period();
+        let published = self.published();
+        let services: Vec<String> = self
+            .config
+            .apps
+            .keys()
+            .flat_map(|name| {
+                let (s, c) = analysis::service_names(name);
+                [s, c]
+            })
+            .collect();
+        let window = {
+            let a = self.analysis.lock().expect("poisoned");
+            a.last_collect.map(|t| now - t).unwrap_or(period)
+        };
+        let collected = match &self.source {
+            Some(source) => source.collect(&services, window).await,
+            None => Err(analysis::SourceError::Unreachable(
+                "no metrics source configured".into(),
+            )),
+        };
+        let source_name = self
+            .source
+            .as_ref()
+            .map(|s| s.describe())
+            .unwrap_or_default();
+        if let Err(e) = &collected {
+            tracing::warn!(error = %e, "metrics collection failed; analyses are inconclusive");
+        }
+
+        let mut decisions = Vec::new();
+        {
+            let mut a = self.analysis.lock().expect("poisoned");
+            a.last_collect = Some(now);
+            for app in self.config.apps.values() {
+                let Some(state) = published.apps.get(&app.name) else {
+                    continue;
+                };
+                if !state.phase.is_analysed() {
+                    a.windows.remove(&app.name);
+                    continue;
+                }
+                let w = a
+                    .windows
+                    .entry(app.name.clone())
+                    .or_insert_with(|| Window::new(now));
+                if let Ok(c) = &collected {
+                    let (stable, canary) = analysis::service_names(&app.name);
+                    if let Some(s) = c.get(&stable) {
+                        w.stable.add(s);
+                    }
+                    if let Some(s) = c.get(&canary) {
+                        w.canary.add(s);
+                    }
+                }
+                // Half a period of slack, so tick jitter never skips a whole interval.
+                if now.duration_since(w.last_judged) + period / 2 < app.analysis.interval {
+                    continue;
+                }
+                w.last_judged = now;
+                let result = match &collected {
+                    Ok(_) => judge(&w.canary, &w.stable, &app.analysis),
+                    Err(e) => Analysis::unavailable(e.to_string()),
+                };
+                let record = AnalysisRecord {
+                    time_ms: now_ms(),
+                    phase: state.phase,
+                    weight: state.canary_weight,
+                    step: state.step_index + 1,
+                    source: source_name.clone(),
+                    window_seconds: now.duration_since(w.started).as_secs_f64(),
+                    analysis: result.clone(),
+                };
+                let h = a.history.entry(app.name.clone()).or_default();
+                h.push_back(record);
+                while h.len() > MAX_ANALYSES {
+                    h.pop_front();
+                }
+                tracing::info!(
+                    app = %app.name,
+                    verdict = result.verdict.as_str(),
+                    weight = state.canary_weight,
+                    canary_requests = result.canary_requests,
+                    stable_requests = result.stable_requests,
+                    reason = %result.reason,
+                    "analysis"
+                );
+                decisions.push((app.name.clone(), result));
+            }
+        }
+        for (app, result) in decisions {
+            let input = Input::Analysis {
+                verdict: result.verdict,
+                reason: result.reason,
+            };
+            if let Err(e) = self.command(&app, input).await {
+                tracing::error!(app = %app, error = %e, "verdict not applied");
+            }
+        }
+    }
+
+    /// The analysis loop: ticks until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(self.tick_period());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = ticker.tick() => self.tick().await,
+            }
+        }
     }
 }
 
@@ -190,88 +411,9 @@ fn publish(config: &Config, state: &StateFile) -> Published {
     Published {
         document: Bytes::from(provider::render(config, &apps)),
         apps,
+        events: Arc::new(state.events.clone()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::tests_support::sample_config;
-    use crate::store::MemStore;
-
-    fn controller(store: Arc<MemStore>) -> Controller {
-        Controller::load(Arc::new(sample_config()), store).unwrap()
-    }
-
-    #[tokio::test]
-    async fn first_start_writes_initial_state() {
-        let store = Arc::new(MemStore::default());
-        let c = controller(store.clone());
-        let saved = store.snapshot().unwrap();
-        assert_eq!(saved.apps["api"].stable_slot, "blue");
-        assert_eq!(saved.apps["api"].canary_weight, 0);
-        assert_eq!(c.published().apps, saved.apps);
-    }
-
-    #[tokio::test]
-    async fn set_weight_persists_then_publishes() {
-        let store = Arc::new(MemStore::default());
-        let c = controller(store.clone());
-        let before = c.published().document.clone();
-        c.set_weight("api", 30).await.unwrap();
-        assert_eq!(store.snapshot().unwrap().apps["api"].canary_weight, 30);
-        let after = c.published();
-        assert_eq!(after.apps["api"].canary_weight, 30);
-        assert_ne!(after.document, before);
-        // A restart on the same store serves the same bytes.
-        let again = controller(store);
-        assert_eq!(again.published().document, after.document);
-    }
-
-    #[tokio::test]
-    async fn failed_persist_changes_nothing_and_is_reported() {
-        let store = Arc::new(MemStore::default());
-        let c = controller(store.clone());
-        c.set_weight("api", 10).await.unwrap();
-        let before = c.published();
-        store.fail_writes(true);
-        let err = c.set_weight("api", 50).await.unwrap_err();
-        assert!(matches!(err, ControlError::Persist(_)));
-        assert_eq!(c.published().document, before.document);
-        assert!(c.persist_error().is_some());
-        store.fail_writes(false);
-        c.set_weight("api", 50).await.unwrap();
-        assert!(c.persist_error().is_none());
-    }
-
-    #[tokio::test]
-    async fn unknown_app_and_bad_weight_are_refused() {
-        let c = controller(Arc::new(MemStore::default()));
-        assert!(matches!(
-            c.set_weight("nope", 5).await,
-            Err(ControlError::UnknownApp(_))
-        ));
-        assert!(matches!(
-            c.set_weight("api", 101).await,
-            Err(ControlError::Refused(Refusal::WeightOutOfRange(101)))
-        ));
-    }
-
-    #[test]
-    fn state_naming_a_removed_slot_stops_start_up() {
-        let config = sample_config();
-        let mut state = StateFile {
-            format: STATE_FORMAT,
-            apps: BTreeMap::new(),
-        };
-        let mut app = AppState::initial(&config.apps["api"], 1);
-        app.stable_slot = "red".into();
-        state.apps.insert("api".into(), app);
-        let store = Arc::new(MemStore::with(state.clone()));
-        let err = Controller::load(Arc::new(config), store.clone())
-            .err()
-            .expect("must refuse");
-        assert!(err.to_string().contains("\"red\""), "{err}");
-        assert_eq!(store.snapshot(), Some(state), "state untouched");
-    }
-}
+mod tests;

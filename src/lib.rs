@@ -5,11 +5,11 @@
 //! publishes the Traefik configuration ([`provider`]) served by the HTTP [`api`].
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod analysis;
 pub mod controller;
 pub mod demo_backend;
 pub mod provider;

@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::analysis::prometheus::PrometheusSource;
+use crate::analysis::scrape::TraefikScrape;
+use crate::analysis::MetricsSource;
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, MetricsSourceKind};
 use crate::controller::{Controller, StartError};
 use crate::store::FileStore;
 
@@ -73,18 +76,39 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     })
     .await
     .expect("state loader panicked");
-    match loaded {
+    let (loop_stop_tx, loop_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let analysis_loop = match loaded {
         Ok(controller) => {
-            let _ = state.controller.set(Arc::new(controller));
-            tracing::info!(addr = %local, "ready: serving the Traefik provider and the admin API");
+            let controller = Arc::new(controller.with_source(metrics_source(&config)));
+            let _ = state.controller.set(controller.clone());
+            tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
+            tokio::spawn(controller.run(async move {
+                let _ = loop_stop_rx.await;
+            }))
         }
         Err(e) => {
             let _ = stop_tx.send(());
             let _ = server.await;
             return Err(e.into());
         }
-    }
-    server.await.expect("server task panicked")?;
+    };
+    let served = server.await.expect("server task panicked");
+    let _ = loop_stop_tx.send(());
+    let _ = analysis_loop.await;
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configured metrics source.
+pub fn metrics_source(config: &Config) -> Arc<dyn MetricsSource> {
+    let m = &config.metrics;
+    match (m.source, &m.prometheus_url) {
+        (MetricsSourceKind::Prometheus, Some(url)) => Arc::new(PrometheusSource::new(
+            url.clone(),
+            m.queries.clone(),
+            m.timeout,
+        )),
+        _ => Arc::new(TraefikScrape::new(m.traefik_urls.clone(), m.timeout)),
+    }
 }

@@ -24,6 +24,9 @@ pub struct StateFile {
     pub format: u32,
     /// State per app name. Apps no longer in the config are kept, not served.
     pub apps: BTreeMap<String, AppState>,
+    /// Every transition, oldest first (the last `controller::MAX_EVENTS`).
+    #[serde(default)]
+    pub events: Vec<crate::rollout::Event>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +222,10 @@ mod tests {
                 phase: Phase::Idle,
                 stable_version: Some("v1".into()),
                 canary_version: None,
+                step_index: 0,
+                failures: 0,
+                inconclusive_since_ms: None,
+                reason: None,
                 generation: 4,
                 updated_at_ms: 123,
             },
@@ -226,6 +233,7 @@ mod tests {
         StateFile {
             format: STATE_FORMAT,
             apps,
+            events: Vec::new(),
         }
     }
 

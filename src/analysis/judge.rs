@@ -109,7 +109,9 @@ fn ms(seconds: f64) -> String {
 pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> Analysis {
     let (nc, ns) = (canary.requests, stable.requests);
     let min = c.min_requests as f64;
-    let counts_valid = [nc, ns, canary.errors, stable.errors].iter().all(|x| valid_count(*x));
+    let counts_valid = [nc, ns, canary.errors, stable.errors]
+        .iter()
+        .all(|x| valid_count(*x));
     let requests = if !counts_valid {
         check(
             "requests",
@@ -126,7 +128,10 @@ pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> An
             Some(ns),
             format!(">= {} per side", c.min_requests),
             Verdict::Inconclusive,
-            format!("too few requests: canary {nc:.0}, stable {ns:.0}, need {} each", c.min_requests),
+            format!(
+                "too few requests: canary {nc:.0}, stable {ns:.0}, need {} each",
+                c.min_requests
+            ),
         )
     } else {
         check(
@@ -143,7 +148,11 @@ pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> An
     checks.push(error_check(canary, stable, c, enough));
     checks.push(latency_check(canary, stable, c, enough));
 
-    let worst = checks.iter().map(|ch| ch.verdict).max().unwrap_or(Verdict::Inconclusive);
+    let worst = checks
+        .iter()
+        .map(|ch| ch.verdict)
+        .max()
+        .unwrap_or(Verdict::Inconclusive);
     let reason = checks
         .iter()
         .filter(|ch| ch.verdict == worst)
@@ -159,7 +168,14 @@ pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> An
     }
 }
 
-fn check(name: &str, canary: Option<f64>, stable: Option<f64>, limit: String, verdict: Verdict, reason: String) -> CheckResult {
+fn check(
+    name: &str,
+    canary: Option<f64>,
+    stable: Option<f64>,
+    limit: String,
+    verdict: Verdict,
+    reason: String,
+) -> CheckResult {
     CheckResult {
         check: name.into(),
         canary,
@@ -170,17 +186,30 @@ fn check(name: &str, canary: Option<f64>, stable: Option<f64>, limit: String, ve
     }
 }
 
-fn error_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, enough: bool) -> CheckResult {
+fn error_check(
+    canary: &SideSample,
+    stable: &SideSample,
+    c: &AnalysisConfig,
+    enough: bool,
+) -> CheckResult {
     let tol = c.error_ratio_tolerance;
-    let limit = format!("canary <= stable + {}, ceiling {}", pct(tol), pct(c.max_error_ratio));
-    let ratio = |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
+    let limit = format!(
+        "canary <= stable + {}, ceiling {}",
+        pct(tol),
+        pct(c.max_error_ratio)
+    );
+    let ratio =
+        |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
     let (rc, rs) = (ratio(canary), ratio(stable));
     let out = |v, reason| check("error_ratio", rc, rs, limit.clone(), v, reason);
     if !enough {
         return out(Verdict::Inconclusive, "waiting for enough requests".into());
     }
     if canary.errors > canary.requests || stable.errors > stable.requests {
-        return out(Verdict::Inconclusive, "the source reported more errors than requests".into());
+        return out(
+            Verdict::Inconclusive,
+            "the source reported more errors than requests".into(),
+        );
     }
     let pc = RatePosterior::new(canary.errors, canary.requests);
     let ps = RatePosterior::new(stable.errors, stable.requests);
@@ -243,7 +272,12 @@ fn error_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, eno
     }
 }
 
-fn latency_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, enough: bool) -> CheckResult {
+fn latency_check(
+    canary: &SideSample,
+    stable: &SideSample,
+    c: &AnalysisConfig,
+    enough: bool,
+) -> CheckResult {
     let q = c.latency_quantile;
     let name = format!("latency_p{}", (q * 1000.0).round() / 10.0);
     let mut limit = format!(
@@ -260,16 +294,26 @@ fn latency_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, e
         return out(Verdict::Inconclusive, "waiting for enough requests".into());
     }
     let (Some(qc), Some(qs)) = (qc, qs) else {
-        return out(Verdict::Inconclusive, "no latency histogram for one side".into());
+        return out(
+            Verdict::Inconclusive,
+            "no latency histogram for one side".into(),
+        );
     };
     if !qc.is_finite() || !qs.is_finite() {
-        return out(Verdict::Inconclusive, "latency is not a finite number".into());
+        return out(
+            Verdict::Inconclusive,
+            "latency is not a finite number".into(),
+        );
     }
     if let Some(max) = c.max_latency {
         if qc > max.as_secs_f64() {
             return out(
                 Verdict::Fail,
-                format!("canary {} is above the {} limit", ms(qc), ms(max.as_secs_f64())),
+                format!(
+                    "canary {} is above the {} limit",
+                    ms(qc),
+                    ms(max.as_secs_f64())
+                ),
             );
         }
     }
@@ -285,7 +329,10 @@ fn latency_check(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig, e
             ),
         );
     }
-    out(Verdict::Pass, format!("canary {} vs stable {}", ms(qc), ms(qs)))
+    out(
+        Verdict::Pass,
+        format!("canary {} vs stable {}", ms(qc), ms(qs)),
+    )
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl Histogram {
         }
         let buckets: Vec<(f64, f64)> = self.buckets().collect();
         let &(last_le, total) = buckets.last()?;
-        if last_le != f64::INFINITY || !(total > 0.0) {
+        if last_le != f64::INFINITY || total.is_nan() || total <= 0.0 {
             return None;
         }
         let rank = q * total;
@@ -143,7 +143,12 @@ mod tests {
 
     #[test]
     fn quantile_interpolates_like_prometheus() {
-        let h = hist(&[(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)]);
+        let h = hist(&[
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ]);
         assert!((h.quantile(0.5).unwrap() - 0.1).abs() < 1e-12);
         // rank 70 lies 20/40 into (0.1, 0.5].
         assert!((h.quantile(0.7).unwrap() - 0.3).abs() < 1e-12);
@@ -160,9 +165,15 @@ mod tests {
     #[test]
     fn quantile_needs_observations_and_an_inf_bucket() {
         assert_eq!(hist(&[]).quantile(0.99), None);
-        assert_eq!(hist(&[(0.1, 0.0), (f64::INFINITY, 0.0)]).quantile(0.99), None);
+        assert_eq!(
+            hist(&[(0.1, 0.0), (f64::INFINITY, 0.0)]).quantile(0.99),
+            None
+        );
         assert_eq!(hist(&[(0.1, 5.0), (1.0, 5.0)]).quantile(0.99), None);
-        assert_eq!(hist(&[(0.1, 5.0), (f64::INFINITY, 5.0)]).quantile(f64::NAN), None);
+        assert_eq!(
+            hist(&[(0.1, 5.0), (f64::INFINITY, 5.0)]).quantile(f64::NAN),
+            None
+        );
     }
 
     #[test]
@@ -171,6 +182,9 @@ mod tests {
         assert!(h.is_empty());
         h.merge(&hist(&[(0.1, 2.0), (f64::INFINITY, 4.0)]));
         h.merge(&hist(&[(0.1, 1.0), (f64::INFINITY, 1.0)]));
-        assert_eq!(h.buckets().collect::<Vec<_>>(), vec![(0.1, 3.0), (f64::INFINITY, 5.0)]);
+        assert_eq!(
+            h.buckets().collect::<Vec<_>>(),
+            vec![(0.1, 3.0), (f64::INFINITY, 5.0)]
+        );
     }
 }

@@ -171,7 +171,11 @@ mod tests {
             fact *= n as f64;
         }
         // Γ(1/2) = √π
-        assert!(close(ln_gamma(0.5), std::f64::consts::PI.sqrt().ln(), 1e-12));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-12
+        ));
     }
 
     #[test]
@@ -180,10 +184,18 @@ mod tests {
         for x in [0.01, 0.2, 0.5, 0.9] {
             assert!(close(beta_cdf(x, 1.0, 1.0), x, 1e-12));
             assert!(close(beta_cdf(x, 3.0, 1.0), x.powi(3), 1e-12));
-            assert!(close(beta_cdf(x, 1.0, 40.0), 1.0 - (1.0 - x).powi(40), 1e-12));
+            assert!(close(
+                beta_cdf(x, 1.0, 40.0),
+                1.0 - (1.0 - x).powi(40),
+                1e-12
+            ));
         }
         // Symmetry: I_x(a, b) = 1 − I_{1−x}(b, a).
-        assert!(close(beta_cdf(0.3, 5.5, 100.5), 1.0 - beta_cdf(0.7, 100.5, 5.5), 1e-12));
+        assert!(close(
+            beta_cdf(0.3, 5.5, 100.5),
+            1.0 - beta_cdf(0.7, 100.5, 5.5),
+            1e-12
+        ));
     }
 
     #[test]
@@ -206,7 +218,7 @@ mod tests {
     #[test]
     fn exceedance_probability_tracks_the_evidence() {
         let stable = RatePosterior::new(100.0, 10_000.0); // 1 %
-        // Canary at 10 % over 1,000 requests: certainly worse by more than 1 point.
+                                                          // Canary at 10 % over 1,000 requests: certainly worse by more than 1 point.
         assert!(prob_exceeds_by(RatePosterior::new(100.0, 1000.0), stable, 0.01) > 0.9999);
         // Canary at 1 % over 1,000 requests: certainly not worse by 5 points.
         assert!(prob_exceeds_by(RatePosterior::new(10.0, 1000.0), stable, 0.05) < 1e-6);
@@ -233,7 +245,8 @@ mod tests {
     fn erf(x: f64) -> f64 {
         let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
         let y = 1.0
-            - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736)
+                * t
                 + 0.254_829_592)
                 * t
                 * (-x * x).exp();

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -63,6 +63,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/apps", get(admin::list_apps))
         .route("/api/v1/apps/{app}", get(admin::get_app))
         .route("/api/v1/apps/{app}/weight", put(admin::put_weight))
+        .route("/api/v1/apps/{app}/{action}", post(admin::post_action))
+        .route("/api/v1/events", get(admin::list_events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -20,11 +20,19 @@ fn side(n: f64, e: f64, latency: f64) -> SideSample {
         h.add_bucket(le, if latency <= le { n } else { 0.0 });
     }
     h.add_bucket(f64::INFINITY, n);
-    SideSample { requests: n, errors: e, latency: h }
+    SideSample {
+        requests: n,
+        errors: e,
+        latency: h,
+    }
 }
 
 fn verdict_of(a: &Analysis, check: &str) -> Verdict {
-    a.checks.iter().find(|c| c.check.starts_with(check)).unwrap().verdict
+    a.checks
+        .iter()
+        .find(|c| c.check.starts_with(check))
+        .unwrap()
+        .verdict
 }
 
 #[test]
@@ -50,7 +58,11 @@ fn healthy_canary_with_enough_data_passes() {
 
 #[test]
 fn all_errors_is_critical_at_the_first_window_with_min_requests() {
-    let a = judge(&side(100.0, 100.0, 0.01), &side(900.0, 9.0, 0.01), &criteria());
+    let a = judge(
+        &side(100.0, 100.0, 0.01),
+        &side(900.0, 9.0, 0.01),
+        &criteria(),
+    );
     assert_eq!(a.verdict, Verdict::Critical, "{a:#?}");
     assert!(a.reason.contains("ceiling"), "{}", a.reason);
 }
@@ -58,7 +70,11 @@ fn all_errors_is_critical_at_the_first_window_with_min_requests() {
 #[test]
 fn clear_regression_below_the_ceiling_fails() {
     // 1 % → 5 %: worse than the 1-point tolerance, below the 20 % ceiling, not overwhelming.
-    let a = judge(&side(2000.0, 100.0, 0.01), &side(18000.0, 180.0, 0.01), &criteria());
+    let a = judge(
+        &side(2000.0, 100.0, 0.01),
+        &side(18000.0, 180.0, 0.01),
+        &criteria(),
+    );
     assert_eq!(verdict_of(&a, "error_ratio"), Verdict::Fail, "{a:#?}");
     assert_eq!(a.verdict, Verdict::Fail);
 }
@@ -66,7 +82,11 @@ fn clear_regression_below_the_ceiling_fails() {
 #[test]
 fn overwhelming_regression_is_critical() {
     // 1 % → 15 % with plenty of data: worse by far more than max(5 × 1 %, 5 %).
-    let a = judge(&side(5000.0, 750.0, 0.01), &side(45000.0, 450.0, 0.01), &criteria());
+    let a = judge(
+        &side(5000.0, 750.0, 0.01),
+        &side(45000.0, 450.0, 0.01),
+        &criteria(),
+    );
     assert_eq!(a.verdict, Verdict::Critical, "{a:#?}");
     assert!(a.reason.contains("overwhelmingly"), "{}", a.reason);
 }
@@ -74,8 +94,16 @@ fn overwhelming_regression_is_critical() {
 #[test]
 fn small_sample_with_a_few_errors_is_inconclusive_not_pass() {
     // 2 errors in 100 against 1 %: cannot tell yet whether it is worse by a point.
-    let a = judge(&side(100.0, 2.0, 0.01), &side(900.0, 9.0, 0.01), &criteria());
-    assert_eq!(verdict_of(&a, "error_ratio"), Verdict::Inconclusive, "{a:#?}");
+    let a = judge(
+        &side(100.0, 2.0, 0.01),
+        &side(900.0, 9.0, 0.01),
+        &criteria(),
+    );
+    assert_eq!(
+        verdict_of(&a, "error_ratio"),
+        Verdict::Inconclusive,
+        "{a:#?}"
+    );
     assert_eq!(a.verdict, Verdict::Inconclusive);
 }
 
@@ -94,7 +122,11 @@ fn latency_regression_fails_by_ratio_and_by_absolute_limit() {
 #[test]
 fn tiny_latency_differences_are_within_tolerance() {
     // 2 ms vs 5 ms is 2.5x, but 3 ms apart: below the 10 ms tolerance.
-    let a = judge(&side(1000.0, 0.0, 0.005), &side(9000.0, 0.0, 0.002), &criteria());
+    let a = judge(
+        &side(1000.0, 0.0, 0.005),
+        &side(9000.0, 0.0, 0.002),
+        &criteria(),
+    );
     assert_eq!(verdict_of(&a, "latency"), Verdict::Pass, "{a:#?}");
 }
 
@@ -112,12 +144,30 @@ fn nan_inf_and_impossible_counts_are_never_a_pass() {
     let c = criteria();
     let good = side(1000.0, 0.0, 0.01);
     for bad in [
-        SideSample { requests: f64::NAN, ..good.clone() },
-        SideSample { requests: f64::INFINITY, ..good.clone() },
-        SideSample { errors: f64::NAN, ..good.clone() },
-        SideSample { errors: -1.0, ..good.clone() },
-        SideSample { errors: 2000.0, ..good.clone() },
-        SideSample { requests: -5.0, ..good.clone() },
+        SideSample {
+            requests: f64::NAN,
+            ..good.clone()
+        },
+        SideSample {
+            requests: f64::INFINITY,
+            ..good.clone()
+        },
+        SideSample {
+            errors: f64::NAN,
+            ..good.clone()
+        },
+        SideSample {
+            errors: -1.0,
+            ..good.clone()
+        },
+        SideSample {
+            errors: 2000.0,
+            ..good.clone()
+        },
+        SideSample {
+            requests: -5.0,
+            ..good.clone()
+        },
     ] {
         for (canary, stable) in [(&bad, &good), (&good, &bad)] {
             let a = judge(canary, stable, &c);

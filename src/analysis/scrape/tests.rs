@@ -1,0 +1,195 @@
+use std::sync::{Arc, Mutex as StdMutex};
+
+use super::*;
+
+const FIXTURE: &str = include_str!("../../../tests/fixtures/traefik-3.7.15-metrics.txt");
+
+fn wanted() -> Vec<String> {
+    vec!["app-stable@http".into(), "app-canary@http".into()]
+}
+
+/// A page with the given cumulative counts for one service (all requests in the 0.01 bucket,
+/// errors as code 500).
+fn page(service: &str, ok: u64, errors: u64) -> String {
+    let mut s = String::from(
+        "# TYPE traefik_service_requests_total counter\n# TYPE traefik_service_request_duration_seconds histogram\n",
+    );
+    for (code, n) in [("200", ok), ("500", errors)] {
+        if n == 0 {
+            continue;
+        }
+        s.push_str(&format!(
+            "traefik_service_requests_total{{code=\"{code}\",method=\"GET\",protocol=\"http\",service=\"{service}\"}} {n}\n"
+        ));
+        for le in ["0.005", "0.01", "+Inf"] {
+            let v = if le == "0.005" { 0 } else { n };
+            s.push_str(&format!(
+                "traefik_service_request_duration_seconds_bucket{{code=\"{code}\",method=\"GET\",protocol=\"http\",service=\"{service}\",le=\"{le}\"}} {v}\n"
+            ));
+        }
+    }
+    s
+}
+
+#[test]
+fn fixture_page_sums_requests_errors_and_buckets_per_service() {
+    let cur = parse_page(FIXTURE).unwrap();
+    let got = increases(&Page::new(), &cur, &wanted());
+    let canary = &got["app-canary@http"];
+    assert_eq!(canary.requests, 1543.0 + 173.0);
+    assert_eq!(canary.errors, 173.0);
+    let stable = &got["app-stable@http"];
+    assert_eq!(stable.requests, 18441.0 + 142.0 + 18.0);
+    assert_eq!(stable.errors, 142.0 + 18.0);
+    // The +Inf bucket holds every request.
+    let inf = canary.latency.buckets().last().unwrap();
+    assert_eq!(inf, (f64::INFINITY, canary.requests));
+    assert!(canary.latency.quantile(0.99).unwrap() > 0.05);
+}
+
+#[test]
+fn unwanted_services_are_left_out() {
+    let cur = parse_page(FIXTURE).unwrap();
+    let got = increases(&Page::new(), &cur, &["app-canary@http".to_string()]);
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec!["app-canary@http"]);
+}
+
+#[test]
+fn increases_between_pages_handle_growth_reset_and_new_series() {
+    let svc = "app-canary@http";
+    let p1 = parse_page(&page(svc, 100, 0)).unwrap();
+    let p2 = parse_page(&page(svc, 150, 5)).unwrap();
+    let d = &increases(&p1, &p2, &wanted())[svc];
+    assert_eq!(
+        (d.requests, d.errors),
+        (55.0, 5.0),
+        "growth, and a 500 series that is new"
+    );
+
+    // Traefik restarted: counters start again from 0.
+    let p3 = parse_page(&page(svc, 7, 1)).unwrap();
+    let d = &increases(&p2, &p3, &wanted())[svc];
+    assert_eq!((d.requests, d.errors), (8.0, 1.0));
+}
+
+#[test]
+fn a_series_that_vanishes_and_returns_counts_from_zero() {
+    let svc = "app-canary@http";
+    let with = parse_page(&page(svc, 500, 0)).unwrap();
+    let without = parse_page(&page("other@http", 1, 0)).unwrap();
+    let back = parse_page(&page(svc, 12, 0)).unwrap();
+    assert!(increases(&with, &without, &wanted()).is_empty());
+    assert_eq!(increases(&without, &back, &wanted())[svc].requests, 12.0);
+}
+
+#[test]
+fn garbage_and_truncated_pages_do_not_panic_and_yield_nothing_wrong() {
+    for text in [
+        "",
+        "garbage\n\u{0}\u{1}{{{}}}}",
+        "traefik_service_requests_total{code=\"200\",service=\"app-canary@http\"",
+        "traefik_service_requests_total{code=\"200\",service=\"app-canary@http\"} notanumber",
+        &FIXTURE[..FIXTURE.len() / 2],
+        &"x".repeat(100_000),
+    ] {
+        let page = parse_page(text).unwrap_or_default();
+        let got = increases(&Page::new(), &page, &wanted());
+        for side in got.values() {
+            assert!(side.requests >= 0.0 && side.errors <= side.requests);
+        }
+    }
+}
+
+/// A tiny HTTP server whose `/metrics` page the test sets.
+async fn serve_page(page: Arc<StdMutex<(u16, String)>>) -> Url {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let page = page.clone();
+            async move {
+                let (status, body) = page.lock().unwrap().clone();
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Url::parse(&format!("http://{addr}/metrics")).unwrap()
+}
+
+#[tokio::test]
+async fn source_sums_replicas_uses_first_scrape_as_baseline_and_reports_failures() {
+    let svc = "app-canary@http";
+    let a = Arc::new(StdMutex::new((200, page(svc, 1000, 10))));
+    let b = Arc::new(StdMutex::new((200, page(svc, 50, 0))));
+    let source = TraefikScrape::new(
+        vec![serve_page(a.clone()).await, serve_page(b.clone()).await],
+        Duration::from_secs(2),
+    );
+    let w = wanted();
+    let first = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        first.is_empty(),
+        "the first scrape is a baseline: {first:?}"
+    );
+
+    *a.lock().unwrap() = (200, page(svc, 1100, 12));
+    *b.lock().unwrap() = (200, page(svc, 80, 1));
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        (got[svc].requests, got[svc].errors),
+        (100.0 + 2.0 + 30.0 + 1.0, 3.0)
+    );
+
+    // One replica fails: the collection is an error naming it.
+    *b.lock().unwrap() = (500, "oops".into());
+    let err = source
+        .collect(&w, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Unreachable(ref m) if m.contains("HTTP 500")),
+        "{err}"
+    );
+
+    // It comes back: its first page is a new baseline, the other replica counts on.
+    *a.lock().unwrap() = (200, page(svc, 1200, 12));
+    *b.lock().unwrap() = (200, page(svc, 90, 1));
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[svc].requests, 100.0);
+}
+
+#[tokio::test]
+async fn oversized_page_is_refused() {
+    let huge = format!("# {}\n", "x".repeat(MAX_PAGE_BYTES + 1));
+    let p = Arc::new(StdMutex::new((200, huge)));
+    let source = TraefikScrape::new(vec![serve_page(p).await], Duration::from_secs(5));
+    let err = source
+        .collect(&wanted(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::Invalid(ref m) if m.contains("larger than")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_url_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = TraefikScrape::new(
+        vec![Url::parse(&format!("http://127.0.0.1:{port}/metrics")).unwrap()],
+        Duration::from_secs(1),
+    );
+    let err = source
+        .collect(&wanted(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable(_)), "{err}");
+}

@@ -1,0 +1,279 @@
+use std::sync::Mutex as StdMutex;
+
+use super::*;
+use crate::analysis::{BoxFuture, Collected, Histogram, SourceError, Verdict};
+use crate::config::tests_support::sample_config;
+use crate::rollout::EventKind;
+use crate::store::MemStore;
+
+fn controller(store: Arc<MemStore>) -> Controller {
+    Controller::load(Arc::new(sample_config()), store).unwrap()
+}
+
+#[tokio::test]
+async fn first_start_writes_initial_state() {
+    let store = Arc::new(MemStore::default());
+    let c = controller(store.clone());
+    let saved = store.snapshot().unwrap();
+    assert_eq!(saved.apps["api"].stable_slot, "blue");
+    assert_eq!(saved.apps["api"].canary_weight, 0);
+    assert_eq!(c.published().apps, saved.apps);
+}
+
+#[tokio::test]
+async fn set_weight_persists_with_its_event_then_publishes() {
+    let store = Arc::new(MemStore::default());
+    let c = controller(store.clone());
+    let before = c.published().document.clone();
+    c.set_weight("api", 30).await.unwrap();
+    let saved = store.snapshot().unwrap();
+    assert_eq!(saved.apps["api"].canary_weight, 30);
+    assert_eq!(saved.events.last().unwrap().kind, EventKind::WeightSet);
+    let after = c.published();
+    assert_eq!(after.apps["api"].canary_weight, 30);
+    assert_ne!(after.document, before);
+    assert_eq!(after.events.len(), 1);
+    // A restart on the same store serves the same bytes.
+    let again = controller(store);
+    assert_eq!(again.published().document, after.document);
+}
+
+#[tokio::test]
+async fn failed_persist_changes_nothing_and_is_reported() {
+    let store = Arc::new(MemStore::default());
+    let c = controller(store.clone());
+    c.set_weight("api", 10).await.unwrap();
+    let before = c.published();
+    store.fail_writes(true);
+    let err = c.set_weight("api", 50).await.unwrap_err();
+    assert!(matches!(err, ControlError::Persist(_)));
+    assert_eq!(c.published().document, before.document);
+    assert_eq!(
+        c.published().events.len(),
+        1,
+        "no event for a change that did not happen"
+    );
+    assert!(c.persist_error().is_some());
+    store.fail_writes(false);
+    c.set_weight("api", 50).await.unwrap();
+    assert!(c.persist_error().is_none());
+}
+
+#[tokio::test]
+async fn unknown_app_and_bad_weight_are_refused() {
+    let c = controller(Arc::new(MemStore::default()));
+    assert!(matches!(
+        c.set_weight("nope", 5).await,
+        Err(ControlError::UnknownApp(_))
+    ));
+    assert!(matches!(
+        c.set_weight("api", 101).await,
+        Err(ControlError::Refused(Refusal::WeightOutOfRange(101)))
+    ));
+}
+
+#[test]
+fn state_naming_a_removed_slot_stops_start_up() {
+    let config = sample_config();
+    let mut state = StateFile {
+        format: STATE_FORMAT,
+        apps: BTreeMap::new(),
+        events: Vec::new(),
+    };
+    let mut app = AppState::initial(&config.apps["api"], 1);
+    app.stable_slot = "red".into();
+    state.apps.insert("api".into(), app);
+    let store = Arc::new(MemStore::with(state.clone()));
+    let err = Controller::load(Arc::new(config), store.clone())
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("\"red\""), "{err}");
+    assert_eq!(store.snapshot(), Some(state), "state untouched");
+}
+
+/// An in-memory source: each collection returns the next canned answer (the last repeats).
+struct FakeSource {
+    answers: StdMutex<VecDeque<Result<Collected, SourceError>>>,
+    calls: StdMutex<Vec<Vec<String>>>,
+}
+
+impl FakeSource {
+    fn new(answers: Vec<Result<Collected, SourceError>>) -> Arc<Self> {
+        Arc::new(FakeSource {
+            answers: StdMutex::new(answers.into()),
+            calls: StdMutex::new(Vec::new()),
+        })
+    }
+}
+
+impl MetricsSource for FakeSource {
+    fn collect<'a>(
+        &'a self,
+        services: &'a [String],
+        _: Duration,
+    ) -> BoxFuture<'a, Result<Collected, SourceError>> {
+        self.calls.lock().unwrap().push(services.to_vec());
+        let mut q = self.answers.lock().unwrap();
+        let answer = if q.len() > 1 {
+            q.pop_front().unwrap()
+        } else {
+            q.front().cloned().unwrap()
+        };
+        Box::pin(async move { answer })
+    }
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+}
+
+fn side(n: f64, errors: f64) -> SideSample {
+    let mut latency = Histogram::default();
+    latency.add_bucket(0.01, n);
+    latency.add_bucket(f64::INFINITY, n);
+    SideSample {
+        requests: n,
+        errors,
+        latency,
+    }
+}
+
+fn traffic(canary: SideSample, stable: SideSample) -> Result<Collected, SourceError> {
+    let mut c = Collected::new();
+    c.insert("api-canary@http".into(), canary);
+    c.insert("api-stable@http".into(), stable);
+    Ok(c)
+}
+
+fn analysed_controller(
+    source: Arc<FakeSource>,
+    steps: Vec<u8>,
+) -> (Arc<Controller>, Arc<MemStore>) {
+    let mut config = sample_config();
+    let app = config.apps.get_mut("api").unwrap();
+    app.analysis.steps = steps;
+    app.analysis.min_requests = 100;
+    let store = Arc::new(MemStore::default());
+    let c = Controller::load(Arc::new(config), store.clone())
+        .unwrap()
+        .with_source(source);
+    (Arc::new(c), store)
+}
+
+async fn run_ticks(c: &Controller, n: usize) {
+    for _ in 0..n {
+        tokio::time::advance(c.tick_period()).await;
+        c.tick().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthy_canary_walks_every_step_and_is_promoted() {
+    let source = FakeSource::new(vec![traffic(side(3000.0, 30.0), side(27000.0, 270.0))]);
+    let (c, store) = analysed_controller(source.clone(), vec![10, 50]);
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    run_ticks(&c, 4).await;
+    let s = &c.published().apps["api"];
+    assert_eq!(s.phase, Phase::Succeeded, "{s:?}");
+    assert_eq!(s.stable_slot, "green");
+    assert_eq!(s.stable_version.as_deref(), Some("v2"));
+    let kinds: Vec<EventKind> = store
+        .snapshot()
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Started,
+            EventKind::Advanced,
+            EventKind::Promoting,
+            EventKind::Promoted
+        ]
+    );
+    // One collection per tick, for every managed service at once.
+    let calls = source.calls.lock().unwrap();
+    assert_eq!(calls.len(), 4);
+    assert_eq!(
+        calls[0],
+        vec!["api-stable@http".to_string(), "api-canary@http".to_string()]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_canary_is_rolled_back_at_the_first_window_with_enough_requests() {
+    let source = FakeSource::new(vec![
+        traffic(side(40.0, 40.0), side(360.0, 3.0)),
+        traffic(side(80.0, 80.0), side(720.0, 7.0)),
+    ]);
+    let (c, _) = analysed_controller(source, vec![10, 50, 100]);
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    run_ticks(&c, 1).await;
+    assert_eq!(
+        c.published().apps["api"].phase,
+        Phase::Progressing,
+        "40 requests are too few"
+    );
+    assert_eq!(c.analyses("api")[0].analysis.verdict, Verdict::Inconclusive);
+    run_ticks(&c, 1).await;
+    let s = &c.published().apps["api"];
+    assert_eq!((s.phase, s.canary_weight), (Phase::RolledBack, 0));
+    let last = &c.analyses("api")[0];
+    assert_eq!(last.analysis.verdict, Verdict::Critical);
+    assert_eq!(
+        last.analysis.canary_requests, 120.0,
+        "the window accumulated both collections"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn source_down_is_inconclusive_and_visible_and_holds_the_step() {
+    let source = FakeSource::new(vec![Err(SourceError::Unreachable(
+        "connection refused".into(),
+    ))]);
+    let (c, _) = analysed_controller(source, vec![10, 50, 100]);
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    run_ticks(&c, 3).await;
+    let s = &c.published().apps["api"];
+    assert_eq!((s.phase, s.canary_weight), (Phase::Progressing, 10));
+    assert!(s.inconclusive_since_ms.is_some());
+    let last = &c.analyses("api")[0];
+    assert_eq!(last.analysis.verdict, Verdict::Inconclusive);
+    assert!(
+        last.analysis.reason.contains("connection refused"),
+        "{}",
+        last.analysis.reason
+    );
+    assert_eq!(c.analyses("api").len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_apps_are_not_judged() {
+    let source = FakeSource::new(vec![traffic(side(3000.0, 3000.0), side(27000.0, 0.0))]);
+    let (c, _) = analysed_controller(source, vec![10]);
+    run_ticks(&c, 3).await;
+    assert_eq!(c.published().apps["api"].phase, Phase::Idle);
+    assert!(c.analyses("api").is_empty());
+}
