@@ -1001,8 +1001,13 @@ impl<'s> Validator<'s> {
                 Vec::new()
             }
             (Some(steps), None, None) => {
-                if steps.is_empty() {
-                    self.issue_at(&base, "steps", "needs at least one weight".into());
+                if !steps.iter().any(|w| (1..100).contains(w)) {
+                    self.issue_at(
+                        &base,
+                        "steps",
+                        "needs at least one weight below 100 (a final 100 is the promotion itself)"
+                            .into(),
+                    );
                 }
                 let mut out = Vec::new();
                 for (i, w) in steps.iter().enumerate() {

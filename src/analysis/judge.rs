@@ -3,8 +3,10 @@
 //!
 //! # Method
 //!
-//! **Requests.** Both sides need `min_requests` in the window; otherwise every check is
-//! inconclusive: too little data is never a pass and never a fail.
+//! **Requests.** The canary needs `min_requests` in the window before any check decides. With
+//! that, its absolute limits (the error ceiling, `max_latency`) can fail it; comparisons with
+//! stable, and every pass, need `min_requests` on both sides too. Too little data is never a pass.
+//! (At 100 %, while promoting, stable has no traffic: only the absolute limits apply.)
 //!
 //! **Error ratio** (5xx / requests). Each side's error rate gets a Beta posterior under the
 //! Jeffreys prior: `Beta(errors + ½, requests − errors + ½)`. From the two posteriors the judge
@@ -94,6 +96,18 @@ impl Analysis {
     }
 }
 
+/// How much data a window holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// The canary has fewer than `min_requests` (or the counts are invalid): no check decides.
+    Insufficient,
+    /// Only the canary has enough: its absolute limits (error ceiling, `max_latency`) can fail
+    /// it, nothing can pass it. This is the case at 100 %, while promoting.
+    CanaryOnly,
+    /// Both sides have enough: every check decides.
+    Both,
+}
+
 fn valid_count(x: f64) -> bool {
     x.is_finite() && x >= 0.0
 }
@@ -143,10 +157,16 @@ pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> An
             "enough requests on both sides".into(),
         )
     };
-    let enough = requests.verdict == Verdict::Pass;
+    let data = if !counts_valid || nc < min {
+        Data::Insufficient
+    } else if ns < min {
+        Data::CanaryOnly
+    } else {
+        Data::Both
+    };
     let mut checks = vec![requests];
-    checks.push(error_check(canary, stable, c, enough));
-    checks.push(latency_check(canary, stable, c, enough));
+    checks.push(error_check(canary, stable, c, data));
+    checks.push(latency_check(canary, stable, c, data));
 
     let worst = checks
         .iter()
@@ -190,7 +210,7 @@ fn error_check(
     canary: &SideSample,
     stable: &SideSample,
     c: &AnalysisConfig,
-    enough: bool,
+    data: Data,
 ) -> CheckResult {
     let tol = c.error_ratio_tolerance;
     let limit = format!(
@@ -202,7 +222,7 @@ fn error_check(
         |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
     let (rc, rs) = (ratio(canary), ratio(stable));
     let out = |v, reason| check("error_ratio", rc, rs, limit.clone(), v, reason);
-    if !enough {
+    if data == Data::Insufficient {
         return out(Verdict::Inconclusive, "waiting for enough requests".into());
     }
     if canary.errors > canary.requests || stable.errors > stable.requests {
@@ -222,6 +242,15 @@ fn error_check(
                 "canary {} is above the {} ceiling (P = {p_ceiling:.4})",
                 pct(rc_v),
                 pct(c.max_error_ratio)
+            ),
+        );
+    }
+    if data == Data::CanaryOnly {
+        return out(
+            Verdict::Inconclusive,
+            format!(
+                "canary {} is below the ceiling; stable has too few requests to compare",
+                pct(rc_v)
             ),
         );
     }
@@ -276,7 +305,7 @@ fn latency_check(
     canary: &SideSample,
     stable: &SideSample,
     c: &AnalysisConfig,
-    enough: bool,
+    data: Data,
 ) -> CheckResult {
     let q = c.latency_quantile;
     let name = format!("latency_p{}", (q * 1000.0).round() / 10.0);
@@ -290,21 +319,15 @@ fn latency_check(
     }
     let (qc, qs) = (canary.latency.quantile(q), stable.latency.quantile(q));
     let out = |v, reason| check(&name, qc, qs, limit.clone(), v, reason);
-    if !enough {
+    if data == Data::Insufficient {
         return out(Verdict::Inconclusive, "waiting for enough requests".into());
     }
-    let (Some(qc), Some(qs)) = (qc, qs) else {
+    let Some(qc) = qc.filter(|q| q.is_finite()) else {
         return out(
             Verdict::Inconclusive,
-            "no latency histogram for one side".into(),
+            "no latency histogram for the canary".into(),
         );
     };
-    if !qc.is_finite() || !qs.is_finite() {
-        return out(
-            Verdict::Inconclusive,
-            "latency is not a finite number".into(),
-        );
-    }
     if let Some(max) = c.max_latency {
         if qc > max.as_secs_f64() {
             return out(
@@ -317,6 +340,18 @@ fn latency_check(
             );
         }
     }
+    if data == Data::CanaryOnly {
+        return out(
+            Verdict::Inconclusive,
+            "stable has too few requests to compare".into(),
+        );
+    }
+    let Some(qs) = qs.filter(|q| q.is_finite()) else {
+        return out(
+            Verdict::Inconclusive,
+            "no latency histogram for stable".into(),
+        );
+    };
     if qc > qs * c.max_latency_ratio && qc - qs > c.latency_tolerance.as_secs_f64() {
         return out(
             Verdict::Fail,

@@ -245,3 +245,18 @@ fn tokens_come_from_files_or_the_environment() {
     let c = Config::parse(MINIMAL, &Files(vec![], Some("from-env"))).unwrap();
     assert_eq!(c.server.admin_token.unwrap().expose(), "from-env");
 }
+
+#[test]
+fn steps_need_a_weight_below_100() {
+    let src = format!("{MINIMAL}[apps.api.analysis]\nsteps = [100]\n");
+    assert!(find(&issues(&src), "apps.api.analysis.steps")
+        .message
+        .contains("below 100"));
+    let ok = format!("{MINIMAL}[apps.api.analysis]\nsteps = [50, 100]\n");
+    assert_eq!(
+        Config::parse(&ok, &NoSecrets).unwrap().apps["api"]
+            .analysis
+            .steps,
+        vec![50, 100]
+    );
+}

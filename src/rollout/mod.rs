@@ -240,16 +240,18 @@ impl Ctx<'_> {
         &self.app.analysis
     }
 
+    /// The analysed steps: a weight of 100 is not a step but the promotion itself, since at
+    /// 100 % stable has no traffic to compare with.
+    fn steps(&self) -> impl Iterator<Item = u8> + '_ {
+        self.cfg().steps.iter().copied().filter(|w| *w < 100)
+    }
+
     fn last_index(&self) -> usize {
-        self.cfg().steps.len().saturating_sub(1)
+        self.steps().count().saturating_sub(1)
     }
 
     fn step_weight(&self, i: usize) -> u8 {
-        self.cfg()
-            .steps
-            .get(i.min(self.last_index()))
-            .copied()
-            .unwrap_or(100)
+        self.steps().nth(i.min(self.last_index())).unwrap_or(100)
     }
 
     /// The current state, one generation on.

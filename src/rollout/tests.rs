@@ -124,7 +124,11 @@ fn passes_walk_every_step_then_promote_and_swap_roles() {
         s = apply(&s, verdict(Verdict::Pass)).state;
         weights.push(s.canary_weight);
     }
-    assert_eq!(weights, vec![10, 50, 100, 100]);
+    assert_eq!(
+        weights,
+        vec![10, 50, 100],
+        "a step of 100 is the promotion itself"
+    );
     assert_eq!(s.phase, Phase::Promoting);
     let t = apply(&s, verdict(Verdict::Inconclusive));
     assert_eq!(t.state.phase, Phase::Succeeded);
@@ -281,7 +285,11 @@ fn pause_and_resume() {
 
 #[test]
 fn pause_during_promotion_then_resume_revalidates_the_last_step() {
-    let s = AppState::test().at_step(2).in_phase(Phase::Promoting);
+    let s = AppState::test().at_step(1).in_phase(Phase::Promoting);
+    let s = AppState {
+        canary_weight: 100,
+        ..s
+    };
     let p = apply(
         &s,
         Input::Pause {
@@ -292,7 +300,8 @@ fn pause_during_promotion_then_resume_revalidates_the_last_step() {
     let r = apply(&p.state, Input::Resume);
     assert_eq!(
         (r.state.phase, r.state.canary_weight),
-        (Phase::Progressing, 100)
+        (Phase::Progressing, 50),
+        "back on the last analysed step"
     );
     let promoting = apply(&r.state, verdict(Verdict::Pass)).state;
     assert_eq!(promoting.phase, Phase::Promoting);

@@ -8,7 +8,8 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_canary-pilot");
@@ -147,6 +148,12 @@ pub struct Options {
     pub pin_cookie: bool,
     pub sticky: bool,
     pub poll_interval: &'static str,
+    /// Lines of `[apps.api.analysis]`.
+    pub analysis: &'static str,
+    /// Run a real Prometheus scraping Traefik every second, and analyse from it.
+    pub prometheus: bool,
+    /// Error rate of the stable (blue, v1) and canary (green, v2) backends.
+    pub error_rates: (f64, f64),
 }
 
 impl Default for Options {
@@ -155,8 +162,25 @@ impl Default for Options {
             pin_cookie: true,
             sticky: false,
             poll_interval: "1s",
+            analysis: "",
+            prometheus: false,
+            error_rates: (0.0, 0.0),
         }
     }
+}
+
+/// The Prometheus binary: `PROMETHEUS_BIN`, or `prometheus` on the PATH (Debian's package).
+pub fn prometheus_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("PROMETHEUS_BIN") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("prometheus");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("Prometheus is not installed: run scripts/setup.sh (installs Debian's prometheus package), or set PROMETHEUS_BIN")
 }
 
 /// Traefik, two demo backends (blue answers v1, green v2) and canary-pilot, wired together.
@@ -172,6 +196,8 @@ pub struct Stack {
     pub green_port: u16,
     pub config_path: PathBuf,
     pub state_path: PathBuf,
+    pub prometheus_port: u16,
+    pub prometheus: Mutex<Option<Proc>>,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
 }
@@ -181,8 +207,12 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let (web, traefik_api, metrics) = (free_port(), free_port(), free_port());
         let (pilot_port, blue_port, green_port) = (free_port(), free_port(), free_port());
+        let prometheus_port = free_port();
         let mut backends = Vec::new();
-        for (name, port, version) in [("blue", blue_port, "v1"), ("green", green_port, "v2")] {
+        for (name, port, version, rate) in [
+            ("blue", blue_port, "v1", opts.error_rates.0),
+            ("green", green_port, "v2", opts.error_rates.1),
+        ] {
             backends.push(Proc::spawn(
                 name,
                 dir.path(),
@@ -192,13 +222,22 @@ impl Stack {
                     &format!("127.0.0.1:{port}"),
                     "--version",
                     version,
+                    "--error-rate",
+                    &rate.to_string(),
+                    "--seed",
+                    &port.to_string(),
                 ]),
             ));
         }
         let state_path = dir.path().join("state.json");
         let config_path = dir.path().join("canary-pilot.toml");
+        let source = if opts.prometheus {
+            format!("source = \"prometheus\"\nprometheus_url = \"http://127.0.0.1:{prometheus_port}\"\ntimeout = \"2s\"\n")
+        } else {
+            "timeout = \"2s\"\n".to_string()
+        };
         let mut app = format!(
-            "[server]\nlisten = \"127.0.0.1:{pilot_port}\"\nstate_file = \"{}\"\n\n[metrics]\ntraefik_urls = [\"http://127.0.0.1:{metrics}/metrics\"]\n\n[apps.api]\nrule = \"Host(`{HOST}`)\"\nentry_points = [\"web\"]\nslots = {{ blue = [\"http://127.0.0.1:{blue_port}\"], green = [\"http://127.0.0.1:{green_port}\"] }}\ninitial_stable = \"blue\"\n",
+            "[server]\nlisten = \"127.0.0.1:{pilot_port}\"\nstate_file = \"{}\"\n\n[metrics]\n{source}traefik_urls = [\"http://127.0.0.1:{metrics}/metrics\"]\n\n[apps.api]\nrule = \"Host(`{HOST}`)\"\nentry_points = [\"web\"]\nslots = {{ blue = [\"http://127.0.0.1:{blue_port}\"], green = [\"http://127.0.0.1:{green_port}\"] }}\ninitial_stable = \"blue\"\n",
             state_path.display()
         );
         if opts.pin_cookie {
@@ -207,7 +246,16 @@ impl Stack {
         if opts.sticky {
             app.push_str("sticky_cookie = \"api_lb\"\n");
         }
+        app.push_str("\n[apps.api.analysis]\n");
+        app.push_str(opts.analysis);
         std::fs::write(&config_path, app).unwrap();
+        if opts.prometheus {
+            std::fs::write(
+                dir.path().join("prometheus.yml"),
+                format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: traefik\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n"),
+            )
+            .unwrap();
+        }
 
         let static_cfg = dir.path().join("traefik.yml");
         std::fs::write(
@@ -234,9 +282,14 @@ impl Stack {
             green_port,
             config_path,
             state_path,
+            prometheus_port,
+            prometheus: Mutex::new(None),
             http: client(),
             dir,
         };
+        if opts.prometheus {
+            stack.start_prometheus().await;
+        }
         stack.start_pilot().await;
         for port in [blue_port, green_port] {
             let http = stack.http.clone();
@@ -281,6 +334,107 @@ impl Stack {
             }
         })
         .await;
+    }
+
+    /// Starts (or restarts, on the same port and data) Prometheus and waits until it is ready.
+    pub async fn start_prometheus(&self) {
+        let data = self.dir.path().join("prometheus-data");
+        let proc = Proc::spawn(
+            "prometheus",
+            self.dir.path(),
+            Command::new(prometheus_bin())
+                .arg(format!(
+                    "--config.file={}",
+                    self.dir.path().join("prometheus.yml").display()
+                ))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!(
+                    "--web.listen-address=127.0.0.1:{}",
+                    self.prometheus_port
+                )),
+        );
+        *self.prometheus.lock().unwrap() = Some(proc);
+        let url = format!("http://127.0.0.1:{}/-/ready", self.prometheus_port);
+        let http = self.http.clone();
+        eventually("Prometheus ready", Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Kills Prometheus (SIGKILL).
+    pub fn stop_prometheus(&self) {
+        if let Some(mut p) = self.prometheus.lock().unwrap().take() {
+            p.kill();
+        }
+    }
+
+    /// The app as the API shows it.
+    pub async fn app(&self) -> serde_json::Value {
+        self.http
+            .get(self.pilot_url("/api/v1/apps/api"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs an action (start, pause, ...) and returns the status and answer.
+    pub async fn action(&self, action: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(self.pilot_url(&format!("/api/v1/apps/api/{action}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// Waits until the app is in `phase`; returns its view.
+    pub async fn wait_phase(&self, phase: &str, limit: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let v = self.app().await;
+            if v["phase"] == phase {
+                return v;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "app not {phase} after {limit:?}: {}",
+                    serde_json::to_string_pretty(&v).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Changes a demo backend's behaviour (`blue` or `green`) through its control endpoint.
+    pub async fn control(&self, slot: &str, body: serde_json::Value) {
+        let port = if slot == "blue" {
+            self.blue_port
+        } else {
+            self.green_port
+        };
+        let resp = self
+            .http
+            .put(format!("http://127.0.0.1:{port}/_control"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
     }
 
     pub fn pilot_url(&self, path: &str) -> String {
@@ -389,4 +543,76 @@ impl Stack {
 
 pub fn count(counts: &BTreeMap<String, usize>, version: &str) -> usize {
     counts.get(version).copied().unwrap_or(0)
+}
+
+/// Requests through Traefik by `workers` concurrent loops at about `rps` in total, until stopped
+/// or `limit` passes. Counts answers by version and status.
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+    pub counts: Arc<Mutex<BTreeMap<(String, u16), u64>>>,
+    pub transport_errors: Arc<AtomicU64>,
+}
+
+impl Traffic {
+    pub fn start(stack: &Arc<Stack>, workers: usize, rps: f64, limit: Duration) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let transport_errors = Arc::new(AtomicU64::new(0));
+        let gap = Duration::from_secs_f64(workers as f64 / rps);
+        let handles = (0..workers)
+            .map(|_| {
+                let (stack, stop, counts, errs) = (
+                    stack.clone(),
+                    stop.clone(),
+                    counts.clone(),
+                    transport_errors.clone(),
+                );
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + limit;
+                    let mut next = tokio::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        match stack.get(&[]).await {
+                            Ok((status, v)) => {
+                                *counts.lock().unwrap().entry((v, status)).or_insert(0) += 1
+                            }
+                            Err(_) => {
+                                errs.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        next += gap;
+                        tokio::time::sleep_until(next).await;
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            stop,
+            handles,
+            counts,
+            transport_errors,
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) -> BTreeMap<(String, u16), u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            let _ = h.await;
+        }
+        let c = self.counts.lock().unwrap().clone();
+        c
+    }
+}
+
+/// Requests answered by `version` in a traffic count.
+pub fn by_version(counts: &BTreeMap<(String, u16), u64>, version: &str) -> u64 {
+    counts
+        .iter()
+        .filter(|((v, _), _)| v == version)
+        .map(|(_, n)| n)
+        .sum()
 }

@@ -231,3 +231,28 @@ fn property_below_min_requests_is_never_pass_or_fail() {
         assert_eq!(a.verdict, Verdict::Inconclusive, "n={n} e={e}");
     }
 }
+
+#[test]
+fn with_only_canary_traffic_absolute_limits_decide_and_nothing_passes() {
+    // At 100 % (promoting) stable has no traffic.
+    let c = criteria();
+    let none = SideSample::default();
+    let a = judge(&side(500.0, 500.0, 0.01), &none, &c);
+    assert_eq!(
+        a.verdict,
+        Verdict::Critical,
+        "the ceiling needs no stable: {a:#?}"
+    );
+    let a = judge(&side(500.0, 0.0, 0.9), &none, &c);
+    assert_eq!(
+        a.verdict,
+        Verdict::Fail,
+        "max_latency needs no stable: {a:#?}"
+    );
+    let a = judge(&side(500.0, 5.0, 0.01), &none, &c);
+    assert_eq!(
+        a.verdict,
+        Verdict::Inconclusive,
+        "a healthy canary alone is not a pass: {a:#?}"
+    );
+}
