@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# canary-pilot demo on loopback: installs what is missing, builds, starts Traefik, two demo
-# backends (v1 on blue, v2 on green) and canary-pilot, shifts traffic and shows where requests
-# go, then stops everything it started.
-#   scripts/demo.sh          run and clean up
-#   scripts/demo.sh --keep   leave the stack running and print its URLs
+# canary-pilot demo on loopback, on the embedded defaults (canary-pilot reads Traefik's own
+# /metrics; no Prometheus needed). It installs what is missing, builds, starts Traefik, two demo
+# backends, canary-pilot and a traffic generator, then shows a good release (v2) promoted and a
+# bad one (v3, 40 % errors) rolled back, live, prints a summary and stops everything it started.
+#   scripts/demo.sh          run and clean up (exit 0 when both releases ended as expected)
+#   scripts/demo.sh --keep   leave the stack running afterwards and print its URLs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -12,7 +13,7 @@ keep=0
 for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -29,59 +30,94 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 read -r web api metrics pilot blue green < <(free_ports 6)
-
 sed -e "s/@PILOT@/$pilot/g" -e "s/@BLUE@/$blue/g" -e "s/@GREEN@/$green/g" -e "s/@METRICS@/$metrics/g" \
     -e "s#@STATE@#$work/state.json#g" traefik/demo/canary-pilot.toml.in > "$work/canary-pilot.toml"
 sed -e "s/@WEB@/$web/g" -e "s/@API@/$api/g" -e "s/@METRICS@/$metrics/g" -e "s/@PILOT@/$pilot/g" \
     traefik/demo/traefik.yml.in > "$work/traefik.yml"
 
-start_bg "$work/blue.log" "$bin" demo-backend --listen "127.0.0.1:$blue" --version v1
-start_bg "$work/green.log" "$bin" demo-backend --listen "127.0.0.1:$green" --version v2
+# backend SLOT VERSION ERROR_RATE: (re)deploys a version on a slot, as a Swarm update would.
+declare -A backend_pid
+backend() {
+  local slot=$1 version=$2 rate=$3 port
+  port=$([ "$slot" = blue ] && echo "$blue" || echo "$green")
+  if [ -n "${backend_pid[$slot]:-}" ]; then kill "${backend_pid[$slot]}" 2>/dev/null || true; wait "${backend_pid[$slot]}" 2>/dev/null || true; fi
+  start_bg "$work/$slot.log" "$bin" demo-backend --listen "127.0.0.1:$port" --version "$version" --error-rate "$rate" --latency-ms 5
+  backend_pid[$slot]=$!
+  wait_http "http://127.0.0.1:$port/_health"
+}
+
+backend blue v1 0.01
+backend green v2 0.01
 start_bg "$work/canary-pilot.log" "$bin" serve --config "$work/canary-pilot.toml"
 start_bg "$work/traefik.log" "$traefik" "--configFile=$work/traefik.yml"
 wait_http "http://127.0.0.1:$pilot/readyz"
-wait_http "http://127.0.0.1:$blue/_health"
-wait_http "http://127.0.0.1:$green/_health"
 export CANARY_PILOT_SERVER="http://127.0.0.1:$pilot"
-
-# sample N [HEADER]: N requests through Traefik, counted by the version that answered.
-sample() {
-  local n=$1 header=${2:-X-None: 1} i v1=0 v2=0 other=0
-  for ((i = 0; i < n; i++)); do
-    case $(curl -s -o /dev/null -w '%header{x-version}' --max-time 5 -H "Host: api.localhost" -H "$header" "http://127.0.0.1:$web/") in
-      v1) v1=$((v1 + 1)) ;; v2) v2=$((v2 + 1)) ;; *) other=$((other + 1)) ;;
-    esac
-  done
-  printf '  %d requests: v1 (stable) %d, v2 (canary) %d, failed %d\n' "$n" "$v1" "$v2" "$other"
-}
-
-# wait_weight W: until Traefik's API shows the canary at W percent.
-wait_weight() {
-  local i
-  for ((i = 0; i < 300; i++)); do
-    curl -fs "http://127.0.0.1:$api/api/http/services/api@http" 2>/dev/null |
-      python3 -c "import json,sys; s=json.load(sys.stdin)['weighted']['services']; sys.exit(0 if any(x['name'].startswith('api-canary') and x.get('weight')==$1 for x in s) else 1)" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "Traefik did not apply weight $1" >&2; return 1
-}
-
-wait_weight 0
-echo
-"$bin" status
-for w in 10 50 100 0; do
-  echo
-  echo "demo: set-weight api $w"
-  "$bin" set-weight api "$w"
-  wait_weight "$w"
-  sample 100
+for _ in $(seq 100); do
+  curl -fs -o /dev/null -H "Host: api.localhost" "http://127.0.0.1:$web/" && break
+  sleep 0.1
 done
-echo
-echo "demo: with the pin header X-Canary: true at weight 0, every request reaches the canary"
-sample 50 "X-Canary: true"
+start_bg "$work/traffic.log" "$bin" demo-traffic --url "http://127.0.0.1:$web/" --host api.localhost \
+  --rps 100 --workers 8 --duration 10m --report 2s
+echo "demo: Traefik on 127.0.0.1:$web, 100 requests/s of traffic; canary-pilot judges from Traefik's /metrics"
+
+phase() { "$bin" status api --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])'; }
+
+# watch LIMIT: prints the status line and new events as they change, until the release ends;
+# leaves the final phase (or "timeout") in $outcome.
+seen_events=0
+outcome=""
+watch_release() {
+  local limit=$1 start=$SECONDS last="" line p n
+  while (( SECONDS - start < limit )); do
+    line=$("$bin" status api | head -1)
+    [ "$line" != "$last" ] && { echo "  $line"; last=$line; }
+    n=$("$bin" events api --limit 1000 | wc -l)
+    if (( n > seen_events )); then
+      "$bin" events api --limit 1000 | tail -n $((n - seen_events)) | sed 's/^/    event: /'
+      seen_events=$n
+    fi
+    p=$(phase)
+    case $p in succeeded|rolled_back) outcome=$p; return 0 ;; esac
+    sleep 1
+  done
+  outcome=timeout
+}
 
 echo
-echo "demo: summary: weights 10/50/100/0 applied through Traefik; pin header routed to the canary"
+echo "demo: release v2 (healthy, 1 % errors like v1) on the idle green slot"
+"$bin" start api --version v2 | head -1
+t0=$SECONDS
+watch_release 180
+good=$outcome
+good_secs=$((SECONDS - t0))
+echo
+"$bin" status api | sed -n '1,8p'
+
+echo
+echo "demo: release v3 (bad: 40 % errors) deployed on the idle slot, now blue"
+backend blue v3 0.4
+"$bin" start api --version v3 | head -1
+t0=$SECONDS
+watch_release 180
+bad=$outcome
+bad_secs=$((SECONDS - t0))
+failed=$(curl -fs "http://127.0.0.1:$blue/_control" | python3 -c 'import json,sys; print(json.load(sys.stdin)["errors"])')
+echo
+"$bin" status api | sed -n '1,8p'
+
+echo
+echo "demo: the split right now (pin header X-Canary: true still reaches the rolled-back v3):"
+for h in "X-None: 1" "X-Canary: true"; do
+  printf '  %-16s' "$h"
+  for _ in $(seq 20); do curl -s -o /dev/null -w '%header{x-version} ' -H "Host: api.localhost" -H "$h" "http://127.0.0.1:$web/"; done
+  echo
+done
+
+echo
+ok=1
+[ "$good" = succeeded ] || ok=0
+[ "$bad" = rolled_back ] || ok=0
+echo "demo: summary: v2 ${good} after ${good_secs}s; v3 ${bad} after ${bad_secs}s (${failed} failed canary requests before the rollback)"
 if [ "$keep" = 1 ]; then
   trap - EXIT
   cat <<EOT
@@ -89,8 +125,9 @@ if [ "$keep" = 1 ]; then
 The stack keeps running (work dir $work):
   app through Traefik:   curl -H 'Host: api.localhost' http://127.0.0.1:$web/
   Traefik API:           http://127.0.0.1:$api/api/rawdata
-  canary-pilot API:      http://127.0.0.1:$pilot/api/v1/apps   (CANARY_PILOT_SERVER=http://127.0.0.1:$pilot)
+  canary-pilot API:      http://127.0.0.1:$pilot/api/v1/apps   (export CANARY_PILOT_SERVER=http://127.0.0.1:$pilot)
   Traefik config served: http://127.0.0.1:$pilot/traefik
 Stop it with: kill ${STARTED_PIDS[*]}
 EOT
 fi
+[ "$ok" = 1 ] || { echo "demo: FAILED: expected v2 succeeded and v3 rolled_back" >&2; exit 1; }

@@ -132,6 +132,30 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Send bounded traffic (for demos and benchmarks) and report which version answered.
+    DemoTraffic {
+        /// URL to request, e.g. Traefik's entry point.
+        #[arg(long)]
+        url: String,
+        /// Host header to send (the app's rule).
+        #[arg(long)]
+        host: Option<String>,
+        /// Extra header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// Requests per second in total.
+        #[arg(long, default_value_t = 100.0)]
+        rps: f64,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// How long to send, e.g. "60s" (at most 1h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// How often to print a line.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        report: std::time::Duration,
+    },
     /// Run a demo backend that answers with its version; `/_control` changes its behaviour.
     DemoBackend {
         #[arg(long)]
@@ -148,6 +172,20 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// Prints a line to stdout. A closed pipe (`canary-pilot status | head -1`) ends the process
+/// quietly with success, as `head` expects, instead of a panic.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
 }
 
 /// A failure with the exit code it maps to.
@@ -230,14 +268,64 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let v = client.get(&path).await?;
             match remote.output {
                 Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
+                    emit!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
                 }
                 Output::Text => {
                     for e in v["events"].as_array().into_iter().flatten() {
-                        println!("{}", event_line(e));
+                        emit!("{}", event_line(e));
                     }
                 }
             }
+            Ok(())
+        }
+        Command::DemoTraffic {
+            url,
+            host,
+            headers,
+            rps,
+            workers,
+            duration,
+            report,
+        } => {
+            if duration > std::time::Duration::from_secs(3600) || duration.is_zero() {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--duration must be between 1ms and 1h"
+                )));
+            }
+            if !(rps > 0.0 && rps <= 100_000.0)
+                || workers == 0
+                || workers > 1024
+                || report.is_zero()
+            {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--rps must be within (0, 100000], --workers within 1..=1024, --report above 0"
+                )));
+            }
+            let mut parsed = Vec::new();
+            for h in headers {
+                let (k, v) = h.split_once(':').ok_or_else(|| {
+                    Failure::usage(anyhow::anyhow!("--header {h:?} must be \"Name: value\""))
+                })?;
+                parsed.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            let settings = crate::demo_traffic::TrafficSettings {
+                url,
+                host,
+                headers: parsed,
+                rps,
+                workers,
+                duration,
+                report,
+            };
+            let total = crate::demo_traffic::run(settings, |t, c| {
+                emit!(
+                    "t={:>5.1}s  {}",
+                    t.as_secs_f64(),
+                    crate::demo_traffic::summarize(c)
+                );
+            })
+            .await;
+            emit!("total    {}", crate::demo_traffic::summarize(&total));
             Ok(())
         }
         Command::DemoBackend {
@@ -296,7 +384,7 @@ fn check(config_path: PathBuf, state: Option<PathBuf>) -> Result<(), Failure> {
         controller.published().document.to_vec()
     };
     let value: Value = serde_json::from_slice(&document).expect("rendered JSON parses");
-    println!(
+    emit!(
         "{}",
         serde_json::to_string_pretty(&value).expect("serializes")
     );
@@ -375,13 +463,16 @@ fn print_apps(apps: &[Value], one: bool, output: Output) {
             } else {
                 json!({ "apps": apps })
             };
-            println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+            emit!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
         }
         Output::Text => {
             for a in apps {
-                println!("{}", status_line(a));
+                emit!("{}", status_line(a));
                 if one {
-                    print!("{}", status_details(a));
+                    let details = status_details(a);
+                    if !details.is_empty() {
+                        emit!("{}", details.trim_end());
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod demo_backend;
+pub mod demo_traffic;
 pub mod provider;
 pub mod rollout;
 pub mod server;

@@ -125,7 +125,7 @@ impl AppView {
                 } else {
                     0
                 },
-                total: app.analysis.steps.len(),
+                total: app.analysis.steps.iter().filter(|w| **w < 100).count(),
                 weights: app.analysis.steps.clone(),
             },
             failures: state.failures,

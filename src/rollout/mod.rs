@@ -399,6 +399,8 @@ fn analysis(cx: &Ctx, mut next: AppState, verdict: Verdict, reason: String) -> O
             next.stable_slot = cx.app.other_slot(&s.stable_slot).to_string();
             next.canary_weight = 0;
             next.stable_version = s.canary_version.clone();
+            // The old slot, now the idle canary slot, still runs the old stable version.
+            next.canary_version = s.stable_version.clone();
             next.failures = 0;
             next.inconclusive_since_ms = None;
             let version = s.canary_version.clone().unwrap_or_default();

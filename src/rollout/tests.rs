@@ -141,7 +141,13 @@ fn passes_walk_every_step_then_promote_and_swap_roles() {
         "100/0 on the swapped roles: the same servers keep the traffic"
     );
     assert_eq!(t.state.stable_version.as_deref(), Some("v2"));
-    assert_eq!(t.event.unwrap().kind, EventKind::Promoted);
+    assert_eq!(
+        t.state.canary_version, None,
+        "the idle slot runs the old stable, of unknown version"
+    );
+    let ev = t.event.unwrap();
+    assert_eq!(ev.kind, EventKind::Promoted);
+    assert_eq!(ev.version.as_deref(), None);
 }
 
 #[test]
