@@ -67,6 +67,45 @@ struct RawQueries {
     latency: Option<String>,
 }
 
+/// `[[notifiers]]`: where events are sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifier {
+    /// Name in logs and metrics.
+    name: String,
+    /// `"slack"` or `"generic"`.
+    kind: String,
+    /// Webhook URL (a Slack URL is a secret: prefer `url_file`).
+    url: Option<String>,
+    /// File holding the webhook URL.
+    url_file: Option<PathBuf>,
+    /// File holding the HMAC-SHA256 key that signs generic payloads.
+    secret_file: Option<PathBuf>,
+    /// Event kinds to send; all when unset.
+    events: Option<Vec<String>>,
+    /// Message text with `{app}`, `{kind}`, `{version}`, `{from}`, `{to}`, `{weight}`, `{reason}`, `{time}`.
+    template: Option<String>,
+    #[serde(default = "default_delivery_timeout")]
+    timeout: String,
+    #[serde(default = "default_retries")]
+    retries: i64,
+    #[serde(default = "default_queue")]
+    queue: i64,
+}
+
+/// `[apps.NAME.hooks]`: gates and hooks of one app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    confirm_rollout: Option<String>,
+    confirm_promotion: Option<String>,
+    pre_rollout: Option<String>,
+    post_rollout: Option<String>,
+    rollback: Option<String>,
+    #[serde(default = "default_delivery_timeout")]
+    timeout: String,
+}
+
 /// `[apps.NAME]`: one public route served by two slots.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +138,10 @@ struct RawApp {
     #[serde(default)]
     #[allow(dead_code)]
     analysis: Option<serde::de::IgnoredAny>,
+    /// `[apps.NAME.hooks]`, validated on its own too.
+    #[serde(default)]
+    #[allow(dead_code)]
+    hooks: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +216,15 @@ fn default_source() -> String {
 fn default_traefik_urls() -> Vec<String> {
     vec!["http://127.0.0.1:8082/metrics".into()]
 }
+fn default_delivery_timeout() -> String {
+    "5s".into()
+}
+fn default_retries() -> i64 {
+    3
+}
+fn default_queue() -> i64 {
+    1000
+}
 fn default_metrics_timeout() -> String {
     "5s".into()
 }
@@ -244,6 +296,41 @@ pub struct Config {
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
     pub apps: BTreeMap<String, AppConfig>,
+    pub notifiers: Vec<NotifierConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifierKind {
+    /// Slack incoming-webhook JSON (also Mattermost, Rocket.Chat, Discord's `/slack`).
+    Slack,
+    /// The event as JSON, signed with HMAC-SHA256 when a secret is set.
+    Generic,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub name: String,
+    pub kind: NotifierKind,
+    /// The URL may hold a secret (Slack's does): never logged.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    /// Event kinds sent; empty means all.
+    pub events: Vec<String>,
+    pub template: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+/// Gates (asked every tick until they answer 2xx) and hooks (sent the event) of one app.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HooksConfig {
+    pub confirm_rollout: Option<Url>,
+    pub confirm_promotion: Option<Url>,
+    pub pre_rollout: Option<Url>,
+    pub post_rollout: Option<Url>,
+    pub rollback: Option<Url>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +390,7 @@ pub struct AppConfig {
     pub middlewares: Vec<String>,
     pub tls: Option<Tls>,
     pub analysis: AnalysisConfig,
+    pub hooks: HooksConfig,
 }
 
 impl AppConfig {
@@ -455,10 +543,10 @@ impl Config {
             top.insert(k.get_ref().to_string(), val.clone());
         }
         for key in top.keys() {
-            if !matches!(key.as_str(), "server" | "metrics" | "apps") {
+            if !matches!(key.as_str(), "server" | "metrics" | "apps" | "notifiers") {
                 v.issue(
                     &[key.as_str()],
-                    format!("unknown section `{key}`; expected `server`, `metrics` or `apps`"),
+                    format!("unknown section `{key}`; expected `server`, `metrics`, `apps` or `notifiers`"),
                 );
             }
         }
@@ -486,11 +574,42 @@ impl Config {
         }
         v.names_unique(&apps);
 
+        let mut notifiers = Vec::new();
+        match top.get("notifiers") {
+            None => {}
+            Some(value) => match value.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("notifiers[{i}]");
+                        if let Some(raw) = v.section::<RawNotifier>(Some(item), &path) {
+                            if let Some(n) = v.notifier(&path, raw, secrets) {
+                                notifiers.push(n);
+                            }
+                        }
+                    }
+                }
+                _ => v.issue(
+                    &["notifiers"],
+                    "must be an array of tables: [[notifiers]]".into(),
+                ),
+            },
+        }
+        let mut names = BTreeSet::new();
+        for n in &notifiers {
+            if !names.insert(n.name.clone()) {
+                v.issue(
+                    &["notifiers"],
+                    format!("two notifiers are named {:?}", n.name),
+                );
+            }
+        }
+
         if v.issues.is_empty() {
             Ok(Config {
                 server: server.expect("no issues implies a server section"),
                 metrics: metrics.expect("no issues implies a metrics section"),
                 apps,
+                notifiers,
             })
         } else {
             v.issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
@@ -961,6 +1080,7 @@ impl<'s> Validator<'s> {
             }
         }
         let analysis = self.analysis(&base);
+        let hooks = self.hooks(&base);
         (self.issues.len() == before).then(|| AppConfig {
             name: name.to_string(),
             rule: raw.rule,
@@ -976,6 +1096,154 @@ impl<'s> Validator<'s> {
                 cert_resolver: t.cert_resolver,
             }),
             analysis: analysis.expect("no issues implies analysis"),
+            hooks: hooks.expect("no issues implies hooks"),
+        })
+    }
+
+    fn hooks(&mut self, app_base: &str) -> Option<HooksConfig> {
+        let base = format!("{app_base}.hooks");
+        let segs: Vec<String> = base.split('.').map(str::to_string).collect();
+        let spanned = self.spanned_at(&segs);
+        let raw = self.section::<RawHooks>(spanned.as_ref(), &base)?;
+        let before = self.issues.len();
+        let mut url =
+            |key: &str, v: &Option<String>| v.as_deref().and_then(|u| self.url(&base, key, u));
+        let hooks = HooksConfig {
+            confirm_rollout: url("confirm_rollout", &raw.confirm_rollout),
+            confirm_promotion: url("confirm_promotion", &raw.confirm_promotion),
+            pre_rollout: url("pre_rollout", &raw.pre_rollout),
+            post_rollout: url("post_rollout", &raw.post_rollout),
+            rollback: url("rollback", &raw.rollback),
+            timeout: Duration::ZERO,
+        };
+        let timeout = self.duration(&base, "timeout", &raw.timeout);
+        (self.issues.len() == before).then(|| HooksConfig {
+            timeout: timeout.expect("checked"),
+            ..hooks
+        })
+    }
+
+    fn notifier(
+        &mut self,
+        path: &str,
+        raw: RawNotifier,
+        secrets: &dyn SecretSource,
+    ) -> Option<NotifierConfig> {
+        let before = self.issues.len();
+        let kind = match raw.kind.as_str() {
+            "slack" => Some(NotifierKind::Slack),
+            "generic" => Some(NotifierKind::Generic),
+            other => {
+                self.issue_at(
+                    path,
+                    "kind",
+                    format!("{other:?} is not a notifier kind; use \"slack\" or \"generic\""),
+                );
+                None
+            }
+        };
+        if !is_name(&raw.name) {
+            self.issue_at(
+                path,
+                "name",
+                format!("{:?} must be letters, digits, '-' or '_'", raw.name),
+            );
+        }
+        let url_text = match (&raw.url, &raw.url_file) {
+            (Some(u), None) => Some(u.clone()),
+            (None, Some(f)) => match secrets.read_file(f) {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                Ok(_) => {
+                    self.issue_at(path, "url_file", format!("{} is empty", f.display()));
+                    None
+                }
+                Err(e) => {
+                    self.issue_at(
+                        path,
+                        "url_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.issue_at(path, "url", "set exactly one of url and url_file".into());
+                None
+            }
+        };
+        // Validate without echoing the URL: it may be a secret.
+        if let Some(u) = &url_text {
+            match Url::parse(u) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https")
+                        && parsed.host_str().is_some() => {}
+                _ => self.issue_at(
+                    path,
+                    "url",
+                    "must be an http:// or https:// URL with a host".into(),
+                ),
+            }
+        }
+        let secret = match &raw.secret_file {
+            None => None,
+            Some(f) => match secrets.read_file(f) {
+                Ok(t) if !t.trim().is_empty() => Some(Secret(t.trim().to_string())),
+                Ok(_) => {
+                    self.issue_at(path, "secret_file", format!("{} is empty", f.display()));
+                    None
+                }
+                Err(e) => {
+                    self.issue_at(
+                        path,
+                        "secret_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    );
+                    None
+                }
+            },
+        };
+        let events = raw.events.clone().unwrap_or_default();
+        for (i, e) in events.iter().enumerate() {
+            if !crate::rollout::EventKind::ALL
+                .iter()
+                .any(|k| k.as_str() == e)
+            {
+                let known: Vec<&str> = crate::rollout::EventKind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
+                self.issue_at(
+                    path,
+                    &format!("events[{i}]"),
+                    format!("{e:?} is not an event kind; one of {known:?}"),
+                );
+            }
+        }
+        let timeout = self.duration(path, "timeout", &raw.timeout);
+        if !(0..=10).contains(&raw.retries) {
+            self.issue_at(
+                path,
+                "retries",
+                format!("= {}: must be 0..=10", raw.retries),
+            );
+        }
+        if !(1..=100_000).contains(&raw.queue) {
+            self.issue_at(
+                path,
+                "queue",
+                format!("= {}: must be 1..=100000", raw.queue),
+            );
+        }
+        (self.issues.len() == before).then(|| NotifierConfig {
+            name: raw.name,
+            kind: kind.expect("checked"),
+            url: Secret(url_text.expect("checked")),
+            secret,
+            events,
+            template: raw.template,
+            timeout: timeout.expect("checked"),
+            retries: raw.retries as u32,
+            queue: raw.queue as usize,
         })
     }
 

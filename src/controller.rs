@@ -14,9 +14,12 @@ use serde::Serialize;
 
 use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample};
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
 use crate::provider;
-use crate::rollout::{self, AppState, Event, Input, Phase, Refusal};
+use crate::rollout::{self, AppState, Event, EventKind, Gate, Input, Phase, Refusal};
 use crate::store::{StateFile, Store, StoreError, STATE_FORMAT};
+use tokio::sync::mpsc;
 
 /// Events kept in the state file; older ones are dropped.
 pub const MAX_EVENTS: usize = 1000;
@@ -108,6 +111,11 @@ pub struct Controller {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     source: Option<Arc<dyn MetricsSource>>,
+    metrics: Arc<Metrics>,
+    notifiers: Notifiers,
+    hooks: Option<Hooks>,
+    hook_failures: Mutex<Option<mpsc::Receiver<Event>>>,
+    gates_http: reqwest::Client,
     /// The authoritative state; held across persist so changes apply in order.
     state: tokio::sync::Mutex<StateFile>,
     published: RwLock<Arc<Published>>,
@@ -166,10 +174,20 @@ impl Controller {
             tracing::info!(store = %store.describe(), apps = state.apps.len(), "state loaded");
         }
         let published = publish(&config, &state);
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_limits(&config);
+        for (name, s) in &published.apps {
+            metrics.observe_state(name, s);
+        }
         Ok(Controller {
             config,
             store,
             source: None,
+            metrics,
+            notifiers: Notifiers::default(),
+            hooks: None,
+            hook_failures: Mutex::new(None),
+            gates_http: reqwest::Client::new(),
             state: tokio::sync::Mutex::new(state),
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
@@ -181,6 +199,19 @@ impl Controller {
     pub fn with_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
         self.source = Some(source);
         self
+    }
+
+    /// Starts the notifiers and the hook deliverer (inside a Tokio runtime).
+    pub fn with_delivery(mut self) -> Self {
+        self.notifiers = Notifiers::start(&self.config.notifiers, self.metrics.clone());
+        let (tx, rx) = mpsc::channel(1000);
+        self.hooks = Some(Hooks::start(self.metrics.clone(), tx));
+        self.hook_failures = Mutex::new(Some(rx));
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -256,6 +287,32 @@ impl Controller {
             a.windows
                 .insert(app.to_string(), Window::new(Instant::now()));
         }
+        self.metrics.observe_state(app, &transition.state);
+        if let Some(ev) = &transition.event {
+            self.announce(ev);
+            let hook = match ev.kind {
+                EventKind::Started => app_cfg
+                    .hooks
+                    .pre_rollout
+                    .clone()
+                    .map(|u| ("pre_rollout", u)),
+                EventKind::Promoted => app_cfg
+                    .hooks
+                    .post_rollout
+                    .clone()
+                    .map(|u| ("post_rollout", u)),
+                EventKind::RolledBack => app_cfg.hooks.rollback.clone().map(|u| ("rollback", u)),
+                _ => None,
+            };
+            if let (Some((hook, url)), Some(hooks)) = (hook, &self.hooks) {
+                hooks.call(HookCall {
+                    hook,
+                    url,
+                    event: ev.clone(),
+                    timeout: app_cfg.hooks.timeout,
+                });
+            }
+        }
         let s = &transition.state;
         match &transition.event {
             Some(ev) => tracing::info!(
@@ -270,6 +327,74 @@ impl Controller {
             None => tracing::debug!(app, generation = s.generation, "state changed"),
         }
         Ok(transition.state)
+    }
+
+    /// Counts and notifies an event that was persisted.
+    fn announce(&self, ev: &Event) {
+        self.metrics.count_event(&ev.app, ev.kind.as_str());
+        self.notifiers.notify(ev);
+    }
+
+    /// Persists an event that changes no state (a failed hook), then announces it.
+    pub async fn record_event(&self, ev: Event) -> Result<(), ControlError> {
+        let mut guard = self.state.lock().await;
+        let mut candidate = guard.clone();
+        candidate.events.push(ev.clone());
+        let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
+        candidate.events.drain(..excess);
+        let store = self.store.clone();
+        let to_save = candidate.clone();
+        tokio::task::spawn_blocking(move || store.save(&to_save))
+            .await
+            .expect("state writer panicked")
+            .map_err(ControlError::Persist)?;
+        *guard = candidate;
+        *self.published.write().expect("poisoned") = Arc::new(publish(&self.config, &guard));
+        drop(guard);
+        tracing::warn!(app = %ev.app, event = ev.kind.as_str(), reason = %ev.reason, "event");
+        self.announce(&ev);
+        Ok(())
+    }
+
+    /// Asks every gate a release waits for; an open one moves the release on.
+    async fn ask_gates(&self, published: &Published) {
+        for app in self.config.apps.values() {
+            let Some(state) = published.apps.get(&app.name) else {
+                continue;
+            };
+            let (Some(gate), Phase::Progressing) = (state.awaiting_gate, state.phase) else {
+                continue;
+            };
+            let url = match gate {
+                Gate::ConfirmRollout => app.hooks.confirm_rollout.as_ref(),
+                Gate::ConfirmPromotion => app.hooks.confirm_promotion.as_ref(),
+            };
+            let Some(url) = url else { continue };
+            let body = serde_json::json!({
+                "app": app.name,
+                "version": state.canary_version,
+                "weight": state.canary_weight,
+                "step": state.step_index + 1,
+            });
+            let open = match ask_gate(
+                &self.gates_http,
+                url,
+                gate.as_str(),
+                &body,
+                app.hooks.timeout,
+            )
+            .await
+            {
+                Ok(open) => open,
+                Err(e) => {
+                    tracing::warn!(app = %app.name, gate = gate.as_str(), error = %e, "gate did not answer; asking again next tick");
+                    false
+                }
+            };
+            if let Err(e) = self.command(&app.name, Input::Gate { gate, open }).await {
+                tracing::error!(app = %app.name, error = %e, "gate answer not applied");
+            }
+        }
     }
 
     /// The shortest analysis interval of all apps: how often the loop ticks.
@@ -287,6 +412,22 @@ impl Controller {
     pub async fn tick(&self) {
         let now = Instant::now();
         let period = self.tick_period();
+        let failed_hooks: Vec<Event> = {
+            let mut rx = self.hook_failures.lock().expect("poisoned");
+            let mut out = Vec::new();
+            if let Some(rx) = rx.as_mut() {
+                while let Ok(ev) = rx.try_recv() {
+                    out.push(ev);
+                }
+            }
+            out
+        };
+        for ev in failed_hooks {
+            if let Err(e) = self.record_event(ev).await {
+                tracing::error!(error = %e, "hook failure not recorded");
+            }
+        }
+        self.ask_gates(&self.published()).await;
         let published = self.published();
         let services: Vec<String> = self
             .config
@@ -313,6 +454,7 @@ impl Controller {
             .map(|s| s.describe())
             .unwrap_or_default();
         if let Err(e) = &collected {
+            self.metrics.count_source_error();
             tracing::warn!(error = %e, "metrics collection failed; analyses are inconclusive");
         }
 
@@ -359,6 +501,7 @@ impl Controller {
                     window_seconds: now.duration_since(w.started).as_secs_f64(),
                     analysis: result.clone(),
                 };
+                self.metrics.observe_analysis(&app.name, &result);
                 let h = a.history.entry(app.name.clone()).or_default();
                 h.push_back(record);
                 while h.len() > MAX_ANALYSES {
@@ -385,6 +528,7 @@ impl Controller {
                 tracing::error!(app = %app, error = %e, "verdict not applied");
             }
         }
+        self.metrics.observe_tick(now.elapsed().as_secs_f64());
     }
 
     /// The analysis loop: ticks until `shutdown` resolves.

@@ -13,6 +13,8 @@ pub mod config;
 pub mod controller;
 pub mod demo_backend;
 pub mod demo_traffic;
+pub mod metrics;
+pub mod notify;
 pub mod provider;
 pub mod rollout;
 pub mod server;

@@ -79,7 +79,11 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     let (loop_stop_tx, loop_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let analysis_loop = match loaded {
         Ok(controller) => {
-            let controller = Arc::new(controller.with_source(metrics_source(&config)));
+            let controller = Arc::new(
+                controller
+                    .with_source(metrics_source(&config))
+                    .with_delivery(),
+            );
             let _ = state.controller.set(controller.clone());
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
             tokio::spawn(controller.run(async move {

@@ -226,6 +226,8 @@ mod tests {
                 failures: 0,
                 inconclusive_since_ms: None,
                 reason: None,
+                phase_since_ms: 0,
+                awaiting_gate: None,
                 generation: 4,
                 updated_at_ms: 123,
             },

@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/traefik", get(provider::traefik))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/apps", get(admin::list_apps))
         .route("/api/v1/apps/{app}", get(admin::get_app))
         .route("/api/v1/apps/{app}/weight", put(admin::put_weight))
@@ -116,6 +117,20 @@ async fn readyz(axum::extract::State(state): axum::extract::State<ApiState>) -> 
             )),
         )
         .into_response(),
+    }
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
+    match state.controller() {
+        Ok(c) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            c.metrics().render(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

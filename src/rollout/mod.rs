@@ -85,10 +85,35 @@ pub struct AppState {
     /// Why the app is in its phase (the last transition's reason).
     #[serde(default)]
     pub reason: Option<String>,
+    /// Unix time (ms) the app entered its current phase.
+    #[serde(default)]
+    pub phase_since_ms: u64,
+    /// A gate the release waits for, asked every tick until it answers 2xx.
+    #[serde(default)]
+    pub awaiting_gate: Option<Gate>,
     /// Bumped on every change of this app's state.
     pub generation: u64,
     /// Unix time of the last change, in milliseconds.
     pub updated_at_ms: u64,
+}
+
+/// A confirmation the release waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Before the first step takes traffic.
+    ConfirmRollout,
+    /// After the last step passed, before promotion.
+    ConfirmPromotion,
+}
+
+impl Gate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::ConfirmRollout => "confirm_rollout",
+            Gate::ConfirmPromotion => "confirm_promotion",
+        }
+    }
 }
 
 /// What can happen to an app.
@@ -116,6 +141,11 @@ pub enum Input {
     Analysis {
         verdict: Verdict,
         reason: String,
+    },
+    /// A gate's answer: open (2xx) or not.
+    Gate {
+        gate: Gate,
+        open: bool,
     },
 }
 
@@ -171,6 +201,8 @@ pub enum EventKind {
     WeightSet,
     /// A failed analysis that did not yet roll back.
     AnalysisFailed,
+    /// A hook (pre-rollout, post-rollout, rollback) could not be delivered.
+    HookFailed,
 }
 
 impl EventKind {
@@ -185,8 +217,22 @@ impl EventKind {
             EventKind::RolledBack => "rolled_back",
             EventKind::WeightSet => "weight_set",
             EventKind::AnalysisFailed => "analysis_failed",
+            EventKind::HookFailed => "hook_failed",
         }
     }
+
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Started,
+        EventKind::Advanced,
+        EventKind::Paused,
+        EventKind::Resumed,
+        EventKind::Promoting,
+        EventKind::Promoted,
+        EventKind::RolledBack,
+        EventKind::WeightSet,
+        EventKind::AnalysisFailed,
+        EventKind::HookFailed,
+    ];
 }
 
 /// The outcome of an accepted input.
@@ -212,6 +258,8 @@ impl AppState {
             failures: 0,
             inconclusive_since_ms: None,
             reason: None,
+            phase_since_ms: now_ms,
+            awaiting_gate: None,
             generation: 1,
             updated_at_ms: now_ms,
         }
@@ -264,6 +312,9 @@ impl Ctx<'_> {
 
     fn done(&self, mut next: AppState, kind: EventKind, reason: String) -> Outcome {
         next.reason = Some(reason.clone());
+        if next.phase != self.s.phase {
+            next.phase_since_ms = self.now_ms;
+        }
         let event = Event {
             app: self.app.name.clone(),
             kind,
@@ -282,6 +333,7 @@ impl Ctx<'_> {
     }
 
     fn roll_back(&self, mut next: AppState, reason: String) -> Outcome {
+        next.awaiting_gate = None;
         next.phase = Phase::RolledBack;
         next.canary_weight = 0;
         next.failures = 0;
@@ -307,10 +359,18 @@ pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome
             }
             next.phase = Phase::Progressing;
             next.step_index = 0;
-            next.canary_weight = cx.step_weight(0);
             next.canary_version = Some(version.clone());
             next.failures = 0;
             next.inconclusive_since_ms = None;
+            if app.hooks.confirm_rollout.is_some() {
+                next.canary_weight = 0;
+                next.awaiting_gate = Some(Gate::ConfirmRollout);
+                let reason =
+                    format!("release {version} started; waiting for the confirm-rollout gate");
+                return cx.done(next, EventKind::Started, reason);
+            }
+            next.awaiting_gate = None;
+            next.canary_weight = cx.step_weight(0);
             let reason = format!("release {version} started at {}%", next.canary_weight);
             cx.done(next, EventKind::Started, reason)
         }
@@ -326,7 +386,10 @@ pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome
         Input::Resume => match s.phase {
             Phase::Paused => {
                 next.phase = Phase::Progressing;
-                next.canary_weight = cx.step_weight(s.step_index);
+                next.canary_weight = match s.awaiting_gate {
+                    Some(Gate::ConfirmRollout) => 0,
+                    _ => cx.step_weight(s.step_index),
+                };
                 next.failures = 0;
                 next.inconclusive_since_ms = None;
                 let reason = format!(
@@ -346,6 +409,7 @@ pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome
                 next.step_index = cx.last_index();
                 next.failures = 0;
                 next.inconclusive_since_ms = None;
+                next.awaiting_gate = None;
                 let reason = "promoted by an operator: remaining steps skipped".to_string();
                 cx.done(next, EventKind::Promoting, reason)
             }
@@ -383,6 +447,31 @@ pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome
             )
         }
         Input::Analysis { verdict, reason } => analysis(&cx, next, verdict, reason),
+        Input::Gate { gate, open } => {
+            if s.phase != Phase::Progressing || s.awaiting_gate != Some(gate) || !open {
+                return Ok(None);
+            }
+            next.awaiting_gate = None;
+            match gate {
+                Gate::ConfirmRollout => {
+                    next.canary_weight = cx.step_weight(0);
+                    let reason = format!(
+                        "confirm-rollout gate opened; first step at {}%",
+                        next.canary_weight
+                    );
+                    cx.done(next, EventKind::Advanced, reason)
+                }
+                Gate::ConfirmPromotion => {
+                    next.phase = Phase::Promoting;
+                    next.canary_weight = 100;
+                    cx.done(
+                        next,
+                        EventKind::Promoting,
+                        "confirm-promotion gate opened; promoting".into(),
+                    )
+                }
+            }
+        }
     }
 }
 
@@ -410,6 +499,7 @@ fn analysis(cx: &Ctx, mut next: AppState, verdict: Verdict, reason: String) -> O
                 format!("release {version} promoted: it is now stable"),
             )
         }
+        Phase::Progressing if s.awaiting_gate == Some(Gate::ConfirmRollout) => Ok(None),
         Phase::Progressing => match verdict {
             Verdict::Critical => cx.roll_back(next, reason),
             Verdict::Fail => {
@@ -428,6 +518,20 @@ fn analysis(cx: &Ctx, mut next: AppState, verdict: Verdict, reason: String) -> O
                 );
                 cx.done(next, EventKind::AnalysisFailed, why)
             }
+            Verdict::Pass | Verdict::Inconclusive
+                if s.awaiting_gate == Some(Gate::ConfirmPromotion) =>
+            {
+                // Held at the last step until the gate opens; only failures still count.
+                if s.failures == 0 {
+                    return Ok(None);
+                }
+                next.failures = 0;
+                Ok(Some(Transition {
+                    state: next,
+                    event: None,
+                    reset_window: true,
+                }))
+            }
             Verdict::Pass => {
                 next.failures = 0;
                 next.inconclusive_since_ms = None;
@@ -440,6 +544,16 @@ fn analysis(cx: &Ctx, mut next: AppState, verdict: Verdict, reason: String) -> O
                         next.canary_weight
                     );
                     cx.done(next, EventKind::Advanced, why)
+                } else if cx.app.hooks.confirm_promotion.is_some() {
+                    next.awaiting_gate = Some(Gate::ConfirmPromotion);
+                    next.reason = Some(format!(
+                        "every step passed; waiting for the confirm-promotion gate ({reason})"
+                    ));
+                    Ok(Some(Transition {
+                        state: next,
+                        event: None,
+                        reset_window: true,
+                    }))
                 } else {
                     next.phase = Phase::Promoting;
                     next.canary_weight = 100;

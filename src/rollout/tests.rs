@@ -496,3 +496,104 @@ fn weights_stay_within_0_and_100_over_random_inputs() {
         }
     }
 }
+
+fn gated(rollout: bool, promotion: bool) -> AppConfig {
+    let mut a = app();
+    let url = |p: &str| Some(url::Url::parse(&format!("http://127.0.0.1:1/{p}")).unwrap());
+    if rollout {
+        a.hooks.confirm_rollout = url("rollout");
+    }
+    if promotion {
+        a.hooks.confirm_promotion = url("promotion");
+    }
+    a
+}
+
+fn gate(g: Gate, open: bool) -> Input {
+    Input::Gate { gate: g, open }
+}
+
+#[test]
+fn confirm_rollout_gate_holds_the_canary_at_zero_until_it_opens() {
+    let a = gated(true, false);
+    let t = step(
+        &a,
+        &AppState::test(),
+        Input::Start {
+            version: "v2".into(),
+        },
+        1,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (t.state.phase, t.state.canary_weight),
+        (Phase::Progressing, 0)
+    );
+    assert_eq!(t.state.awaiting_gate, Some(Gate::ConfirmRollout));
+    let s = t.state;
+    // Verdicts and a closed gate change nothing.
+    assert_eq!(step(&a, &s, verdict(Verdict::Pass), 2).unwrap(), None);
+    assert_eq!(
+        step(&a, &s, gate(Gate::ConfirmRollout, false), 2).unwrap(),
+        None
+    );
+    assert_eq!(
+        step(&a, &s, gate(Gate::ConfirmPromotion, true), 2).unwrap(),
+        None
+    );
+    let opened = step(&a, &s, gate(Gate::ConfirmRollout, true), 3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (opened.state.canary_weight, opened.state.awaiting_gate),
+        (10, None)
+    );
+    assert_eq!(opened.event.unwrap().kind, EventKind::Advanced);
+}
+
+#[test]
+fn confirm_promotion_gate_holds_a_finished_canary_at_its_last_step() {
+    let a = gated(false, true);
+    let s = AppState::test().at_step(1);
+    let held = step(&a, &s, verdict(Verdict::Pass), 1).unwrap().unwrap();
+    assert_eq!(
+        (held.state.phase, held.state.canary_weight),
+        (Phase::Progressing, 50)
+    );
+    assert_eq!(held.state.awaiting_gate, Some(Gate::ConfirmPromotion));
+    let s = held.state;
+    assert_eq!(step(&a, &s, verdict(Verdict::Pass), 2).unwrap(), None);
+    assert_eq!(
+        step(&a, &s, gate(Gate::ConfirmPromotion, false), 2).unwrap(),
+        None
+    );
+    // Still judged: a critical verdict rolls back while waiting.
+    let rb = step(&a, &s, verdict(Verdict::Critical), 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rb.state.phase, Phase::RolledBack);
+    assert_eq!(rb.state.awaiting_gate, None);
+    let open = step(&a, &s, gate(Gate::ConfirmPromotion, true), 3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (open.state.phase, open.state.canary_weight),
+        (Phase::Promoting, 100)
+    );
+    assert_eq!(open.event.unwrap().kind, EventKind::Promoting);
+}
+
+#[test]
+fn manual_promote_overrides_a_waiting_gate() {
+    let a = gated(false, true);
+    let s = AppState {
+        awaiting_gate: Some(Gate::ConfirmPromotion),
+        ..AppState::test().at_step(1)
+    };
+    let t = step(&a, &s, Input::Promote, 1).unwrap().unwrap();
+    assert_eq!(
+        (t.state.phase, t.state.awaiting_gate),
+        (Phase::Promoting, None)
+    );
+}

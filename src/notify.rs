@@ -1,0 +1,302 @@
+//! Notifications and hooks: Slack-style and generic webhooks fed from a bounded queue per
+//! notifier, delivered by a worker with a timeout per attempt and retries with backoff. The
+//! analysis loop only enqueues (`try_send`): a slow, failing or hanging receiver never delays
+//! a decision. Deliveries, retries, failures and drops are counted in metrics and logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::config::{NotifierConfig, NotifierKind, Secret};
+use crate::metrics::Metrics;
+use crate::rollout::{Event, EventKind};
+
+/// Header carrying the HMAC-SHA256 of a generic payload: `sha256=<hex>`.
+pub const SIGNATURE_HEADER: &str = "x-canary-pilot-signature";
+/// Header naming the event kind.
+pub const EVENT_HEADER: &str = "x-canary-pilot-event";
+
+/// How bad an event is, for the colour of a Slack attachment.
+pub fn severity(kind: EventKind) -> (&'static str, &'static str) {
+    match kind {
+        EventKind::RolledBack | EventKind::HookFailed => ("danger", "#a30200"),
+        EventKind::Paused | EventKind::AnalysisFailed => ("warning", "#daa038"),
+        _ => ("good", "#2eb886"),
+    }
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// Fills `{app}`, `{kind}`, `{version}`, `{from}`, `{to}`, `{weight}`, `{reason}`, `{time}`.
+pub fn render_template(template: &str, ev: &Event) -> String {
+    template
+        .replace("{app}", &ev.app)
+        .replace("{kind}", ev.kind.as_str())
+        .replace("{version}", ev.version.as_deref().unwrap_or("-"))
+        .replace("{from}", ev.from.as_str())
+        .replace("{to}", ev.to.as_str())
+        .replace("{weight}", &ev.weight.to_string())
+        .replace("{reason}", &ev.reason)
+        .replace("{time}", &rfc3339(ev.time_ms))
+}
+
+pub const DEFAULT_TEMPLATE: &str = "{app}: {kind} {version} (canary at {weight}%): {reason}";
+
+/// Slack incoming-webhook JSON: `text` plus one attachment coloured by severity.
+pub fn slack_payload(ev: &Event, template: Option<&str>) -> Value {
+    let text = render_template(template.unwrap_or(DEFAULT_TEMPLATE), ev);
+    let (_, colour) = severity(ev.kind);
+    json!({
+        "text": text,
+        "attachments": [{
+            "color": colour,
+            "fallback": text,
+            "title": format!("{}: {}", ev.app, ev.kind.as_str().replace('_', " ")),
+            "text": ev.reason,
+            "fields": [
+                { "title": "Version", "value": ev.version.as_deref().unwrap_or("-"), "short": true },
+                { "title": "Canary weight", "value": format!("{}%", ev.weight), "short": true },
+                { "title": "Phase", "value": format!("{} → {}", ev.from.as_str(), ev.to.as_str()), "short": true },
+            ],
+            "footer": "canary-pilot",
+            "ts": ev.time_ms / 1000,
+        }]
+    })
+}
+
+/// The event as JSON, with `time` and the rendered `message`.
+pub fn generic_payload(ev: &Event, template: Option<&str>) -> Value {
+    let mut v = serde_json::to_value(ev).expect("an event serializes");
+    v["time"] = json!(rfc3339(ev.time_ms));
+    v["severity"] = json!(severity(ev.kind).0);
+    v["message"] = json!(render_template(template.unwrap_or(DEFAULT_TEMPLATE), ev));
+    v
+}
+
+/// `sha256=<hex of HMAC-SHA256(secret, body)>`.
+pub fn sign(secret: &Secret, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// One request to send: body and headers are final.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Sends `delivery`, retrying with backoff (0.2 s doubling, at most 5 s) up to `retries` times.
+/// Counts `delivered`, `retried` and `failed` under `name`.
+pub async fn post_with_retries(
+    http: &reqwest::Client,
+    url: &str,
+    delivery: &Delivery,
+    timeout: Duration,
+    retries: u32,
+    metrics: &Metrics,
+    name: &str,
+) -> Result<(), String> {
+    let mut backoff = Duration::from_millis(200);
+    let mut last_error = String::new();
+    for attempt in 0..=retries {
+        let mut req = http
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .body(delivery.body.clone());
+        for (k, v) in &delivery.headers {
+            req = req.header(*k, v);
+        }
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                metrics.count_notification(name, "delivered");
+                return Ok(());
+            }
+            Ok(resp) => last_error = format!("HTTP {}", resp.status()),
+            // The error text may contain the URL, which may be a secret: keep only its kind.
+            Err(e) if e.is_timeout() => last_error = format!("no answer within {timeout:?}"),
+            Err(e) if e.is_connect() => last_error = "connection failed".into(),
+            Err(_) => last_error = "request failed".into(),
+        }
+        if attempt < retries {
+            metrics.count_notification(name, "retried");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+    metrics.count_notification(name, "failed");
+    Err(last_error)
+}
+
+struct Worker {
+    config: Arc<NotifierConfig>,
+    tx: mpsc::Sender<Event>,
+}
+
+/// Every configured notifier, each with its queue and delivery task.
+#[derive(Default)]
+pub struct Notifiers {
+    workers: Vec<Worker>,
+    metrics: Arc<Metrics>,
+}
+
+impl Notifiers {
+    /// Starts one delivery task per notifier (call inside a Tokio runtime).
+    pub fn start(configs: &[NotifierConfig], metrics: Arc<Metrics>) -> Notifiers {
+        let http = reqwest::Client::new();
+        let workers = configs
+            .iter()
+            .map(|c| {
+                let config = Arc::new(c.clone());
+                let (tx, mut rx) = mpsc::channel::<Event>(c.queue);
+                let (cfg, http, metrics) = (config.clone(), http.clone(), metrics.clone());
+                tokio::spawn(async move {
+                    while let Some(ev) = rx.recv().await {
+                        let delivery = delivery_for(&cfg, &ev);
+                        if let Err(e) = post_with_retries(&http, cfg.url.expose(), &delivery, cfg.timeout, cfg.retries, &metrics, &cfg.name).await {
+                            tracing::warn!(notifier = %cfg.name, app = %ev.app, event = ev.kind.as_str(), error = %e, "notification not delivered");
+                        }
+                    }
+                });
+                Worker { config, tx }
+            })
+            .collect();
+        Notifiers { workers, metrics }
+    }
+
+    /// Enqueues `ev` for every notifier whose filter takes it; never waits.
+    pub fn notify(&self, ev: &Event) {
+        for w in &self.workers {
+            let c = &w.config;
+            if !c.events.is_empty() && !c.events.iter().any(|k| k == ev.kind.as_str()) {
+                continue;
+            }
+            if w.tx.try_send(ev.clone()).is_err() {
+                self.metrics.count_notification(&c.name, "dropped");
+                tracing::warn!(notifier = %c.name, app = %ev.app, event = ev.kind.as_str(), "notification queue full; event dropped");
+            }
+        }
+    }
+}
+
+fn delivery_for(c: &NotifierConfig, ev: &Event) -> Delivery {
+    let value = match c.kind {
+        NotifierKind::Slack => slack_payload(ev, c.template.as_deref()),
+        NotifierKind::Generic => generic_payload(ev, c.template.as_deref()),
+    };
+    let body = serde_json::to_vec(&value).expect("JSON serializes");
+    let mut headers = vec![(EVENT_HEADER, ev.kind.as_str().to_string())];
+    if let (NotifierKind::Generic, Some(secret)) = (c.kind, &c.secret) {
+        headers.push((SIGNATURE_HEADER, sign(secret, &body)));
+    }
+    Delivery { body, headers }
+}
+
+/// A hook to call with an event: the app's pre-rollout, post-rollout or rollback URL.
+#[derive(Debug, Clone)]
+pub struct HookCall {
+    pub hook: &'static str,
+    pub url: Url,
+    pub event: Event,
+    pub timeout: Duration,
+}
+
+/// Delivers hook calls in the background; a failed one comes back on `failures` as a
+/// `hook_failed` event.
+pub struct Hooks {
+    tx: mpsc::Sender<HookCall>,
+    metrics: Arc<Metrics>,
+}
+
+/// Retries of one hook call.
+pub const HOOK_RETRIES: u32 = 2;
+
+impl Hooks {
+    pub fn start(metrics: Arc<Metrics>, failures: mpsc::Sender<Event>) -> Hooks {
+        let (tx, mut rx) = mpsc::channel::<HookCall>(1000);
+        let http = reqwest::Client::new();
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            while let Some(call) = rx.recv().await {
+                let body = serde_json::to_vec(&generic_payload(&call.event, None))
+                    .expect("JSON serializes");
+                let delivery = Delivery {
+                    body,
+                    headers: vec![(EVENT_HEADER, call.event.kind.as_str().to_string())],
+                };
+                let name = format!("hook:{}", call.hook);
+                if let Err(e) = post_with_retries(
+                    &http,
+                    call.url.as_str(),
+                    &delivery,
+                    call.timeout,
+                    HOOK_RETRIES,
+                    &m,
+                    &name,
+                )
+                .await
+                {
+                    tracing::warn!(app = %call.event.app, hook = call.hook, error = %e, "hook failed");
+                    let failed = Event {
+                        kind: EventKind::HookFailed,
+                        reason: format!(
+                            "{} hook {} failed after {} attempts: {e}",
+                            call.hook,
+                            call.url,
+                            HOOK_RETRIES + 1
+                        ),
+                        time_ms: crate::controller::now_ms(),
+                        from: call.event.to,
+                        ..call.event.clone()
+                    };
+                    let _ = failures.try_send(failed);
+                }
+            }
+        });
+        Hooks { tx, metrics }
+    }
+
+    pub fn call(&self, call: HookCall) {
+        if self.tx.try_send(call).is_err() {
+            self.metrics.count_notification("hooks", "dropped");
+        }
+    }
+}
+
+/// Asks a gate: POSTs `{app, gate, version, weight}` and answers whether it said 2xx in time.
+pub async fn ask_gate(
+    http: &reqwest::Client,
+    url: &Url,
+    gate: &str,
+    ev: &Value,
+    timeout: Duration,
+) -> Result<bool, String> {
+    let mut body = ev.clone();
+    body["gate"] = json!(gate);
+    match http
+        .post(url.clone())
+        .timeout(timeout)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(resp) => Ok(resp.status().is_success()),
+        Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
+        Err(_) => Err("connection failed".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
