@@ -76,6 +76,12 @@ pub enum Command {
     /// Show every app, or one, with its phase and weights.
     Status {
         app: Option<String>,
+        /// Keep showing it, refreshed every --every (Ctrl-C to stop).
+        #[arg(long)]
+        watch: bool,
+        /// Refresh period of --watch.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        every: std::time::Duration,
         #[command(flatten)]
         remote: Remote,
     },
@@ -122,6 +128,9 @@ pub enum Command {
         /// How many of the newest events.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Keep printing new events as they happen (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -226,7 +235,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::Check { config, state } => check(config, state),
-        Command::Status { app, remote } => status(app, remote).await,
+        Command::Status {
+            app,
+            watch: false,
+            remote,
+            ..
+        } => status(app, remote).await,
+        Command::Status {
+            app,
+            watch: true,
+            every,
+            remote,
+        } => watch(app, remote, every).await,
         Command::SetWeight {
             app,
             weight,
@@ -259,13 +279,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             reason,
             remote,
         } => action(&remote, &app, "abort", json!({ "reason": reason })).await,
-        Command::Events { app, limit, remote } => {
+        Command::Events {
+            app,
+            limit,
+            follow,
+            remote,
+        } => {
             let client = client(&remote)?;
             let mut path = format!("/api/v1/events?limit={limit}");
             if let Some(a) = &app {
                 path.push_str(&format!("&app={a}"));
             }
             let v = client.get(&path).await?;
+            if follow {
+                return follow_events(&client, app.as_deref(), v, remote.output).await;
+            }
             match remote.output {
                 Output::Json => {
                     emit!("{}", serde_json::to_string_pretty(&v).expect("serializes"))
@@ -389,6 +417,105 @@ fn check(config_path: PathBuf, state: Option<PathBuf>) -> Result<(), Failure> {
         serde_json::to_string_pretty(&value).expect("serializes")
     );
     Ok(())
+}
+
+/// `status --watch`: on a terminal, the screen is redrawn every period; otherwise a line is
+/// printed only when an app's status line changes.
+async fn watch(
+    app: Option<String>,
+    remote: Remote,
+    every: std::time::Duration,
+) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let client = client(&remote)?;
+    let tty = std::io::stdout().is_terminal();
+    let mut last: Vec<String> = Vec::new();
+    let mut ticker = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let fetched = match &app {
+            Some(name) => client
+                .get(&format!("/api/v1/apps/{name}"))
+                .await
+                .map(|v| vec![v]),
+            None => client
+                .get("/api/v1/apps")
+                .await
+                .map(|v| v["apps"].as_array().cloned().unwrap_or_default()),
+        };
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let lines: Vec<String> = match &fetched {
+            Ok(apps) => apps.iter().map(status_line).collect(),
+            Err(e) => vec![format!("unreachable: {e}")],
+        };
+        if tty {
+            let mut screen = format!(
+                "\x1b[2J\x1b[Hcanary-pilot status  {}  {now}  (Ctrl-C to stop)\n\n",
+                remote.server
+            );
+            for (i, l) in lines.iter().enumerate() {
+                screen.push_str(l);
+                screen.push('\n');
+                if let (Some(_), Ok(apps)) = (&app, &fetched) {
+                    screen.push_str(&status_details(&apps[i]));
+                }
+            }
+            emit!("{}", screen.trim_end());
+        } else if lines != last {
+            for l in lines.iter().filter(|l| !last.contains(l)) {
+                emit!("{now} {l}");
+            }
+        }
+        last = lines;
+    }
+}
+
+/// `events --follow`: prints the events already fetched, then new ones as they come.
+async fn follow_events(
+    client: &Client,
+    app: Option<&str>,
+    first: Value,
+    output: Output,
+) -> Result<(), Failure> {
+    let print = |e: &Value| match output {
+        Output::Json => emit!("{}", e),
+        Output::Text => emit!("{}", event_line(e)),
+    };
+    let mut seen: Vec<Value> = first["events"].as_array().cloned().unwrap_or_default();
+    seen.iter().for_each(print);
+    let mut path = "/api/v1/events?limit=1000".to_string();
+    if let Some(a) = app {
+        path.push_str(&format!("&app={a}"));
+    }
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let Ok(v) = client.get(&path).await else {
+            continue;
+        };
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        // New events are those after the last one already printed.
+        let start = match seen.last() {
+            Some(last) => events
+                .iter()
+                .rposition(|e| e == last)
+                .map(|i| i + 1)
+                .unwrap_or(0),
+            None => 0,
+        };
+        for e in &events[start..] {
+            print(e);
+        }
+        if start < events.len() {
+            seen = events;
+        }
+    }
 }
 
 async fn action(remote: &Remote, app: &str, action: &str, body: Value) -> Result<(), Failure> {

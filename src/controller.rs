@@ -87,15 +87,24 @@ struct Window {
     stable: SideSample,
     started: Instant,
     last_judged: Instant,
+    /// Collections covering time before this are not added: they would mix in traffic from
+    /// before the window's transition.
+    not_before: Instant,
 }
 
+/// After a promotion swaps the roles, `<app>-canary` names other servers; until Traefik has
+/// applied that (its poll interval plus its 2 s reload throttle), canary figures may still be
+/// the promoted version's. A release started within this time collects from its end.
+pub const SWAP_SETTLE: Duration = Duration::from_secs(5);
+
 impl Window {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, not_before: Instant) -> Self {
         Window {
             canary: SideSample::default(),
             stable: SideSample::default(),
             started: now,
             last_judged: now,
+            not_before: not_before.max(now),
         }
     }
 }
@@ -105,6 +114,20 @@ struct AnalysisState {
     windows: BTreeMap<String, Window>,
     history: BTreeMap<String, VecDeque<AnalysisRecord>>,
     last_collect: Option<Instant>,
+    /// When each app's roles last swapped.
+    swapped: BTreeMap<String, Instant>,
+}
+
+impl AnalysisState {
+    fn fresh_window(&mut self, app: &str, now: Instant) {
+        let settle = self
+            .swapped
+            .get(app)
+            .map(|t| *t + SWAP_SETTLE)
+            .unwrap_or(now);
+        self.windows
+            .insert(app.to_string(), Window::new(now, settle));
+    }
 }
 
 pub struct Controller {
@@ -284,8 +307,15 @@ impl Controller {
 
         if transition.reset_window {
             let mut a = self.analysis.lock().expect("poisoned");
-            a.windows
-                .insert(app.to_string(), Window::new(Instant::now()));
+            let now = Instant::now();
+            if transition
+                .event
+                .as_ref()
+                .is_some_and(|e| e.kind == EventKind::Promoted)
+            {
+                a.swapped.insert(app.to_string(), now);
+            }
+            a.fresh_window(app, now);
         }
         self.metrics.observe_state(app, &transition.state);
         if let Some(ev) = &transition.event {
@@ -438,9 +468,10 @@ impl Controller {
                 [s, c]
             })
             .collect();
-        let window = {
+        let (window, collect_began) = {
             let a = self.analysis.lock().expect("poisoned");
-            a.last_collect.map(|t| now - t).unwrap_or(period)
+            let began = a.last_collect.unwrap_or(now - period);
+            (now - began, began)
         };
         let collected = match &self.source {
             Some(source) => source.collect(&services, window).await,
@@ -470,11 +501,11 @@ impl Controller {
                     a.windows.remove(&app.name);
                     continue;
                 }
-                let w = a
-                    .windows
-                    .entry(app.name.clone())
-                    .or_insert_with(|| Window::new(now));
-                if let Ok(c) = &collected {
+                if !a.windows.contains_key(&app.name) {
+                    a.fresh_window(&app.name, now);
+                }
+                let w = a.windows.get_mut(&app.name).expect("just inserted");
+                if let (Ok(c), true) = (&collected, collect_began >= w.not_before) {
                     let (stable, canary) = analysis::service_names(&app.name);
                     if let Some(s) = c.get(&stable) {
                         w.stable.add(s);

@@ -288,19 +288,18 @@ fn string_field(
 pub async fn post_action(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    path: Result<Path<(String, String)>, PathRejection>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
+    action: &'static str,
 ) -> Result<Json<AppDetail>, ApiError> {
     auth::require(state.config.server.admin_token.as_ref(), &headers)?;
-    let (name, action) = path
-        .map(|Path(p)| p)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_path", json!(e.body_text())))?;
+    let name = app_name(path)?;
     let app = state
         .config
         .apps
         .get(&name)
         .ok_or_else(|| unknown_app(&name))?;
-    let input = match action.as_str() {
+    let input = match action {
         "start" => {
             let map = object_body(body, &["version"])?;
             let version = string_field(&map, "version")?.ok_or_else(|| {

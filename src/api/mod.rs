@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -55,17 +55,50 @@ impl ApiState {
     }
 }
 
+/// Every route, as `METHOD path`. The router is built from this list alone, and a test checks
+/// that docs/api.md documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/traefik"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/apps"),
+    ("GET", "/api/v1/apps/{app}"),
+    ("PUT", "/api/v1/apps/{app}/weight"),
+    ("POST", "/api/v1/apps/{app}/start"),
+    ("POST", "/api/v1/apps/{app}/pause"),
+    ("POST", "/api/v1/apps/{app}/resume"),
+    ("POST", "/api/v1/apps/{app}/promote"),
+    ("POST", "/api/v1/apps/{app}/abort"),
+    ("GET", "/api/v1/events"),
+];
+
+fn handler(method: &str, path: &str) -> MethodRouter<ApiState> {
+    let action = |a: &'static str| post(move |st, h, p, b| admin::post_action(st, h, p, b, a));
+    match (method, path) {
+        ("GET", "/traefik") => get(provider::traefik),
+        ("GET", "/healthz") => get(healthz),
+        ("GET", "/readyz") => get(readyz),
+        ("GET", "/metrics") => get(metrics),
+        ("GET", "/api/v1/apps") => get(admin::list_apps),
+        ("GET", "/api/v1/apps/{app}") => get(admin::get_app),
+        ("PUT", "/api/v1/apps/{app}/weight") => put(admin::put_weight),
+        ("POST", "/api/v1/apps/{app}/start") => action("start"),
+        ("POST", "/api/v1/apps/{app}/pause") => action("pause"),
+        ("POST", "/api/v1/apps/{app}/resume") => action("resume"),
+        ("POST", "/api/v1/apps/{app}/promote") => action("promote"),
+        ("POST", "/api/v1/apps/{app}/abort") => action("abort"),
+        ("GET", "/api/v1/events") => get(admin::list_events),
+        other => unreachable!("ROUTES lists {other:?} without a handler"),
+    }
+}
+
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/traefik", get(provider::traefik))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/apps", get(admin::list_apps))
-        .route("/api/v1/apps/{app}", get(admin::get_app))
-        .route("/api/v1/apps/{app}/weight", put(admin::put_weight))
-        .route("/api/v1/apps/{app}/{action}", post(admin::post_action))
-        .route("/api/v1/events", get(admin::list_events))
+    let mut router = Router::new();
+    for (method, path) in ROUTES {
+        router = router.route(path, handler(method, path));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -154,6 +154,8 @@ pub struct Options {
     pub prometheus: bool,
     /// Error rate of the stable (blue, v1) and canary (green, v2) backends.
     pub error_rates: (f64, f64),
+    /// TOML appended to the config (notifiers, hooks).
+    pub extra: String,
 }
 
 impl Default for Options {
@@ -165,6 +167,7 @@ impl Default for Options {
             analysis: "",
             prometheus: false,
             error_rates: (0.0, 0.0),
+            extra: String::new(),
         }
     }
 }
@@ -248,6 +251,8 @@ impl Stack {
         }
         app.push_str("\n[apps.api.analysis]\n");
         app.push_str(opts.analysis);
+        app.push('\n');
+        app.push_str(&opts.extra);
         std::fs::write(&config_path, app).unwrap();
         if opts.prometheus {
             std::fs::write(
@@ -615,4 +620,81 @@ pub fn by_version(counts: &BTreeMap<(String, u16), u64>, version: &str) -> u64 {
         .filter(|((v, _), _)| v == version)
         .map(|(_, n)| n)
         .sum()
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: serde_json::Value,
+    pub raw: Vec<u8>,
+}
+
+type ReceiverState = (Arc<Mutex<Vec<Received>>>, Arc<AtomicBool>);
+
+/// An HTTP receiver for webhooks and gates on 127.0.0.1. `/fail/...` answers 500, `/hang/...`
+/// never answers, `/gate/...` answers 200 when the gate is open and 403 otherwise, anything
+/// else 200. Every request is recorded.
+pub struct Receiver {
+    pub base: String,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    pub gate_open: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let gate_open = Arc::new(AtomicBool::new(false));
+        async fn handle(
+            State((got, gate)): State<ReceiverState>,
+            uri: Uri,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> StatusCode {
+            let path = uri.path().to_string();
+            got.lock().unwrap().push(Received {
+                path: path.clone(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect(),
+                body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                raw: body.to_vec(),
+            });
+            if path.starts_with("/hang") {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            if path.starts_with("/fail") {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            if path.starts_with("/gate") && !gate.load(Ordering::SeqCst) {
+                return StatusCode::FORBIDDEN;
+            }
+            StatusCode::OK
+        }
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state((got.clone(), gate_open.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            base,
+            got,
+            gate_open,
+        }
+    }
+
+    pub fn on(&self, prefix: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
 }
