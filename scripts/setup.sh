@@ -42,6 +42,16 @@ else
   apt_install prometheus
 fi
 
+# tmux: the suite drives `status --watch` in a real terminal. The docker client: the suite
+# validates the Swarm stack with `docker stack config` (no engine needed).
+missing=()
+command -v tmux >/dev/null || missing+=(tmux)
+command -v docker >/dev/null || missing+=(docker.io)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (Debian)"
+  apt_install "${missing[@]}"
+fi
+
 # The package enables a system service on some hosts; our tests start their own instances on
 # run-time ports, so a system instance is neither needed nor harmful. Leave it alone.
 log "ok: traefik=$venv/bin/traefik prometheus=$(command -v prometheus)"

@@ -17,3 +17,22 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 echo "== cargo test"
 cargo test --all-targets 2>&1
+
+echo "== Swarm kit: stack, Dockerfile, Traefik configs, release scripts"
+bash tests/kit.sh
+
+if [ -f prometheus/check.sh ]; then
+  echo "== Prometheus config and rules (promtool)"
+  bash prometheus/check.sh
+fi
+
+echo "== demo (scripts/demo.sh, non-interactive)"
+demo_log=$(mktemp)
+bash scripts/demo.sh > "$demo_log" 2>&1 || { tail -40 "$demo_log"; echo "demo: 0 passed, 1 failed"; exit 1; }
+summary=$(grep '^demo: summary:' "$demo_log" || true)
+echo "$summary"
+case $summary in
+  *"v2 succeeded"*"v3 rolled_back"*) echo "demo: 1 passed, 0 failed" ;;
+  *) tail -40 "$demo_log"; echo "demo: 0 passed, 1 failed"; exit 1 ;;
+esac
+rm -f "$demo_log"

@@ -38,6 +38,9 @@ struct RawServer {
     admin_token_file: Option<PathBuf>,
     /// File holding the bearer token Traefik must send to `GET /traefik`.
     provider_token_file: Option<PathBuf>,
+    /// Require the admin token for reads of the admin API too.
+    #[serde(default)]
+    protect_reads: bool,
 }
 
 /// `[metrics]`: where the analysis loop reads request, error and latency figures.
@@ -339,6 +342,8 @@ pub struct ServerConfig {
     pub state_file: PathBuf,
     pub admin_token: Option<Secret>,
     pub provider_token: Option<Secret>,
+    /// Reads of `/api/v1` need the admin token too.
+    pub protect_reads: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -858,6 +863,7 @@ impl<'s> Validator<'s> {
             state_file: raw.state_file,
             admin_token,
             provider_token,
+            protect_reads: raw.protect_reads,
         })
     }
 

@@ -84,6 +84,10 @@ fn bad_usage_exits_2() {
 }
 
 fn serve(dir: &Path) -> (Proc, String) {
+    serve_with(dir, &[])
+}
+
+fn serve_with(dir: &Path, env: &[(&str, &str)]) -> (Proc, String) {
     let port = common::free_port();
     let config = dir.join("c.toml");
     std::fs::write(
@@ -94,11 +98,12 @@ fn serve(dir: &Path) -> (Proc, String) {
         ),
     )
     .unwrap();
-    let proc = Proc::spawn(
-        "serve",
-        dir,
-        Command::new(BIN).args(["serve", "--config"]).arg(&config),
-    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config"]).arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let proc = Proc::spawn("serve", dir, &mut cmd);
     let url = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while run(&["status", "--server", &url]).status.code() != Some(0) {
@@ -164,4 +169,44 @@ fn unreachable_server_is_a_clear_failure() {
         err.contains("cannot reach canary-pilot") && err.contains("--server"),
         "{err}"
     );
+}
+
+#[test]
+fn mutating_commands_send_the_token_from_a_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve_with(dir.path(), &[("CANARY_PILOT_ADMIN_TOKEN", "t0ken")]);
+    let no_token = Command::new(BIN)
+        .args(["set-weight", "api", "5", "--server", &url])
+        .env_remove("CANARY_PILOT_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(no_token.status.code(), Some(1));
+    assert!(
+        text(&no_token.stderr).contains("401"),
+        "{}",
+        text(&no_token.stderr)
+    );
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let out = run(&[
+        "set-weight",
+        "api",
+        "5",
+        "--server",
+        &url,
+        "--token-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("403"), "{}", text(&out.stderr));
+
+    let right = Command::new(BIN)
+        .args(["set-weight", "api", "5", "--server", &url])
+        .env("CANARY_PILOT_TOKEN", "t0ken")
+        .output()
+        .unwrap();
+    assert_eq!(right.status.code(), Some(0), "{}", text(&right.stderr));
+    // Reads stay open.
+    assert_eq!(run(&["status", "--server", &url]).status.code(), Some(0));
 }

@@ -158,7 +158,19 @@ fn app_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_path", json!(e.body_text())))
 }
 
-pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Reads need the admin token only with `server.protect_reads`.
+fn require_read(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.server.protect_reads {
+        auth::require(state.config.server.admin_token.as_ref(), headers)?;
+    }
+    Ok(())
+}
+
+pub async fn list_apps(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_read(&state, &headers)?;
     let controller = state.controller()?;
     let published = controller.published();
     let apps: Vec<AppView> = state
@@ -181,8 +193,10 @@ const DETAIL_EVENTS: usize = 20;
 
 pub async fn get_app(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AppDetail>, ApiError> {
+    require_read(&state, &headers)?;
     let name = app_name(path)?;
     let controller = state.controller()?;
     let published = controller.published();
@@ -220,8 +234,10 @@ pub struct EventsQuery {
 /// `GET /api/v1/events?app=NAME&limit=N`: the newest `limit` (default 100) events, oldest first.
 pub async fn list_events(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    require_read(&state, &headers)?;
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", json!(e.body_text())))?;
     if let Some(app) = &q.app {

@@ -342,3 +342,35 @@ async fn unpersistable_change_is_refused_with_503_and_readiness_says_why() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn protect_reads_closes_the_admin_reads_but_not_health_or_the_provider() {
+    let mut config = sample_config();
+    config.server.admin_token = Some(Secret::new("adm1n"));
+    config.server.protect_reads = true;
+    let (app, _) = loaded_with(config);
+    for uri in ["/api/v1/apps", "/api/v1/apps/api", "/api/v1/events"] {
+        assert_eq!(
+            call(&app, "GET", uri, None, Body::empty()).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        assert_eq!(
+            call(&app, "GET", uri, Some("x"), Body::empty()).await.0,
+            StatusCode::FORBIDDEN,
+            "{uri}"
+        );
+        assert_eq!(
+            call(&app, "GET", uri, Some("adm1n"), Body::empty()).await.0,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    for uri in ["/healthz", "/readyz", "/traefik", "/metrics"] {
+        assert_eq!(
+            call(&app, "GET", uri, None, Body::empty()).await.0,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+}

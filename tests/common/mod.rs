@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_canary-pilot");
 pub const HOST: &str = "api.localhost";
+/// How long canary-pilot lets Traefik settle after a role swap (controller::SWAP_SETTLE).
+pub const SWAP_SETTLE: Duration = canary_pilot::controller::SWAP_SETTLE;
 
 /// The Traefik binary: `TRAEFIK_BIN`, or the one `scripts/setup.sh` installs.
 pub fn traefik_bin() -> PathBuf {
@@ -257,7 +259,10 @@ impl Stack {
         if opts.prometheus {
             std::fs::write(
                 dir.path().join("prometheus.yml"),
-                format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: traefik\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n"),
+                format!(
+                    "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}/prometheus/rules/*.yml\nscrape_configs:\n  - job_name: traefik\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n  - job_name: canary-pilot\n    static_configs:\n      - targets: [\"127.0.0.1:{pilot_port}\"]\n",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
             )
             .unwrap();
         }
