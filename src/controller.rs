@@ -226,8 +226,12 @@ impl Controller {
 
     /// Starts the notifiers and the hook deliverer (inside a Tokio runtime).
     pub fn with_delivery(mut self) -> Self {
-        self.notifiers = Notifiers::start(&self.config.notifiers, self.metrics.clone());
         let (tx, rx) = mpsc::channel(1000);
+        self.notifiers = Notifiers::start(
+            &self.config.notifiers,
+            self.metrics.clone(),
+            Some(tx.clone()),
+        );
         self.hooks = Some(Hooks::start(self.metrics.clone(), tx));
         self.hook_failures = Mutex::new(Some(rx));
         self
@@ -365,7 +369,8 @@ impl Controller {
         self.notifiers.notify(ev);
     }
 
-    /// Persists an event that changes no state (a failed hook), then announces it.
+    /// Persists an event that changes no state (a failed hook or notification), then announces
+    /// it.
     pub async fn record_event(&self, ev: Event) -> Result<(), ControlError> {
         let mut guard = self.state.lock().await;
         let mut candidate = guard.clone();

@@ -153,20 +153,40 @@ pub struct Notifiers {
 }
 
 impl Notifiers {
-    /// Starts one delivery task per notifier (call inside a Tokio runtime).
-    pub fn start(configs: &[NotifierConfig], metrics: Arc<Metrics>) -> Notifiers {
+    /// Starts one delivery task per notifier (call inside a Tokio runtime). A notification that
+    /// still fails after its retries comes back on `failures` as a `notification_failed` event.
+    pub fn start(
+        configs: &[NotifierConfig],
+        metrics: Arc<Metrics>,
+        failures: Option<mpsc::Sender<Event>>,
+    ) -> Notifiers {
         let http = reqwest::Client::new();
         let workers = configs
             .iter()
             .map(|c| {
                 let config = Arc::new(c.clone());
                 let (tx, mut rx) = mpsc::channel::<Event>(c.queue);
-                let (cfg, http, metrics) = (config.clone(), http.clone(), metrics.clone());
+                let (cfg, http, metrics, failures) = (config.clone(), http.clone(), metrics.clone(), failures.clone());
                 tokio::spawn(async move {
                     while let Some(ev) = rx.recv().await {
                         let delivery = delivery_for(&cfg, &ev);
                         if let Err(e) = post_with_retries(&http, cfg.url.expose(), &delivery, cfg.timeout, cfg.retries, &metrics, &cfg.name).await {
                             tracing::warn!(notifier = %cfg.name, app = %ev.app, event = ev.kind.as_str(), error = %e, "notification not delivered");
+                            if let Some(f) = &failures {
+                                let failed = Event {
+                                    kind: EventKind::NotificationFailed,
+                                    reason: format!(
+                                        "notifier {} could not deliver the {} event after {} attempts: {e}",
+                                        cfg.name,
+                                        ev.kind.as_str(),
+                                        cfg.retries + 1
+                                    ),
+                                    time_ms: crate::controller::now_ms(),
+                                    from: ev.to,
+                                    ..ev.clone()
+                                };
+                                let _ = f.try_send(failed);
+                            }
                         }
                     }
                 });
@@ -178,6 +198,9 @@ impl Notifiers {
 
     /// Enqueues `ev` for every notifier whose filter takes it; never waits.
     pub fn notify(&self, ev: &Event) {
+        if ev.kind == EventKind::NotificationFailed {
+            return;
+        }
         for w in &self.workers {
             let c = &w.config;
             if !c.events.is_empty() && !c.events.iter().any(|k| k == ev.kind.as_str()) {

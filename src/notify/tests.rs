@@ -171,7 +171,7 @@ async fn notify_filters_by_kind_and_drops_when_the_queue_is_full() {
         retries: 0,
         queue: 1,
     };
-    let n = Notifiers::start(&[cfg], metrics.clone());
+    let n = Notifiers::start(&[cfg], metrics.clone(), None);
     n.notify(&event(EventKind::Started));
     for _ in 0..50 {
         n.notify(&event(EventKind::RolledBack));

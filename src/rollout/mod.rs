@@ -203,6 +203,9 @@ pub enum EventKind {
     AnalysisFailed,
     /// A hook (pre-rollout, post-rollout, rollback) could not be delivered.
     HookFailed,
+    /// A notification could not be delivered after its retries. Recorded and counted, never
+    /// itself notified (a dead receiver would otherwise feed itself).
+    NotificationFailed,
 }
 
 impl EventKind {
@@ -218,10 +221,11 @@ impl EventKind {
             EventKind::WeightSet => "weight_set",
             EventKind::AnalysisFailed => "analysis_failed",
             EventKind::HookFailed => "hook_failed",
+            EventKind::NotificationFailed => "notification_failed",
         }
     }
 
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Started,
         EventKind::Advanced,
         EventKind::Paused,
@@ -232,6 +236,7 @@ impl EventKind {
         EventKind::WeightSet,
         EventKind::AnalysisFailed,
         EventKind::HookFailed,
+        EventKind::NotificationFailed,
     ];
 }
 
