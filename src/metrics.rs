@@ -125,9 +125,37 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Records the configured limits of every app.
+    /// Records the configured limits of every app, and creates its counters at 0 so that
+    /// `increase()` sees their first increment.
     pub fn set_limits(&self, config: &Config) {
+        for n in &config.notifiers {
+            for result in ["delivered", "retried", "failed", "dropped"] {
+                let _ = self.notifications.get_or_create(&vec![
+                    ("notifier", n.name.clone()),
+                    ("result", result.to_string()),
+                ]);
+            }
+        }
         for app in config.apps.values() {
+            for kind in crate::rollout::EventKind::ALL {
+                let _ = self.events.get_or_create(&vec![
+                    ("app", app.name.clone()),
+                    ("kind", kind.as_str().to_string()),
+                ]);
+            }
+            let latency = format!(
+                "latency_p{}",
+                (app.analysis.latency_quantile * 1000.0).round() / 10.0
+            );
+            for check in ["overall", "requests", "error_ratio", latency.as_str()] {
+                for verdict in ["pass", "inconclusive", "fail", "critical"] {
+                    let _ = self.verdicts.get_or_create(&vec![
+                        ("app", app.name.clone()),
+                        ("check", check.to_string()),
+                        ("verdict", verdict.to_string()),
+                    ]);
+                }
+            }
             let a = &app.analysis;
             let mut limits = vec![
                 ("max_error_ratio", a.max_error_ratio),
@@ -260,6 +288,8 @@ mod tests {
             "canary_pilot_app_phase{app=\"api\",phase=\"idle\"} 0",
             "canary_pilot_phase_since_timestamp_seconds{app=\"api\"} 1.5",
             "canary_pilot_events_total{app=\"api\",kind=\"started\"} 1",
+            "canary_pilot_events_total{app=\"api\",kind=\"rolled_back\"} 0",
+            "canary_pilot_analysis_verdicts_total{app=\"api\",check=\"latency_p99\",verdict=\"fail\"} 0",
             "canary_pilot_notifications_total{notifier=\"ops\",result=\"failed\"} 1",
             "canary_pilot_analysis_limit{app=\"api\",limit=\"max_latency_seconds\"} 0.5",
             "canary_pilot_tick_duration_seconds_count 1",

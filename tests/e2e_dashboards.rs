@@ -56,12 +56,12 @@ async fn every_dashboard_expression_returns_data_during_a_real_rollout() {
     assert!(!dashboards.is_empty(), "no dashboards in {}", dir.display());
 
     let opts = Options {
-        analysis: "interval = \"1s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nmax_latency = \"500ms\"\n",
+        analysis: "interval = \"2s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nmax_latency = \"500ms\"\n",
         prometheus: true,
         error_rates: (0.01, 0.01),
         ..Options::default()
     };
-    // The analysis reads Traefik directly; Prometheus is there for the dashboards.
+    // The analysis reads Prometheus too (so the interval holds two 1 s scrapes).
     let stack = Arc::new(Stack::start(opts).await);
     let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     stack.action("start", json!({"version": "v2"})).await;
