@@ -134,6 +134,14 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Make the daemon read its config file again (like SIGHUP); a bad file changes nothing.
+    Reload {
+        /// Also remove apps whose release is under way.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Set an app's canary weight (0..=100) by hand; an analysed release pauses.
     SetWeight {
         app: String,
@@ -228,11 +236,13 @@ impl From<ClientError> for Failure {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { config, listen } => {
-            let config = Config::load(&config).map_err(Failure::usage)?;
-            server::serve(config, listen).await.map_err(|e| match e {
-                ServeError::State(_) => Failure::usage(e),
-                other => Failure::failed(other),
-            })
+            let loaded = Config::load(&config).map_err(Failure::usage)?;
+            server::serve(loaded, Some(config), listen)
+                .await
+                .map_err(|e| match e {
+                    ServeError::State(_) => Failure::usage(e),
+                    other => Failure::failed(other),
+                })
         }
         Command::Check { config, state } => check(config, state),
         Command::Status {
@@ -272,6 +282,39 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             reason,
             remote,
         } => action(&remote, &app, "pause", json!({ "reason": reason })).await,
+        Command::Reload { force, remote } => {
+            let client = client(&remote)?;
+            let v = client
+                .post("/api/v1/reload", &json!({ "force": force }))
+                .await?;
+            match remote.output {
+                Output::Json => emit!("{}", serde_json::to_string_pretty(&v).expect("serializes")),
+                Output::Text => {
+                    let r = &v["report"];
+                    let list = |k: &str| {
+                        let items: Vec<&str> = r[k]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_str())
+                            .collect();
+                        if items.is_empty() {
+                            "-".to_string()
+                        } else {
+                            items.join(", ")
+                        }
+                    };
+                    emit!(
+                        "reloaded: added {}; removed {}; changed {}; unchanged {}",
+                        list("added"),
+                        list("removed"),
+                        list("changed"),
+                        list("unchanged")
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Resume { app, remote } => action(&remote, &app, "resume", json!({})).await,
         Command::Promote { app, remote } => action(&remote, &app, "promote", json!({})).await,
         Command::Abort {

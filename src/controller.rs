@@ -29,6 +29,8 @@ pub const MAX_ANALYSES: usize = 10;
 /// What readers see: one consistent snapshot of the state and its rendered document.
 #[derive(Debug, Clone)]
 pub struct Published {
+    /// The configuration this snapshot was rendered from (replaced by a reload).
+    pub config: Arc<Config>,
     /// The Traefik dynamic configuration, rendered once per change.
     pub document: Bytes,
     /// State of every configured app.
@@ -68,6 +70,25 @@ pub enum StartError {
         slot: String,
         known: Vec<String>,
     },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Invalid(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("the reload was not applied because the state could not be persisted: {0}")]
+    Persist(#[source] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,11 +152,14 @@ impl AnalysisState {
 }
 
 pub struct Controller {
-    config: Arc<Config>,
     store: Arc<dyn Store>,
-    source: Option<Arc<dyn MetricsSource>>,
+    source: RwLock<Option<Arc<dyn MetricsSource>>>,
     metrics: Arc<Metrics>,
-    notifiers: Notifiers,
+    notifiers: RwLock<Arc<Notifiers>>,
+    /// Where failed hooks and notifications come back as events.
+    failures_tx: Mutex<Option<mpsc::Sender<Event>>>,
+    /// The file the config was read from, for reloads.
+    config_path: Mutex<Option<std::path::PathBuf>>,
     hooks: Option<Hooks>,
     hook_failures: Mutex<Option<mpsc::Receiver<Event>>>,
     gates_http: reqwest::Client,
@@ -203,11 +227,12 @@ impl Controller {
             metrics.observe_state(name, s);
         }
         Ok(Controller {
-            config,
             store,
-            source: None,
+            source: RwLock::new(None),
             metrics,
-            notifiers: Notifiers::default(),
+            notifiers: RwLock::new(Arc::new(Notifiers::default())),
+            failures_tx: Mutex::new(None),
+            config_path: Mutex::new(None),
             hooks: None,
             hook_failures: Mutex::new(None),
             gates_http: reqwest::Client::new(),
@@ -219,19 +244,30 @@ impl Controller {
     }
 
     /// The source the analysis loop reads.
-    pub fn with_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
-        self.source = Some(source);
+    pub fn with_source(self, source: Arc<dyn MetricsSource>) -> Self {
+        *self.source.write().expect("poisoned") = Some(source);
         self
+    }
+
+    /// Remembers the config file, so that a reload reads it again.
+    pub fn with_config_path(self, path: std::path::PathBuf) -> Self {
+        *self.config_path.lock().expect("poisoned") = Some(path);
+        self
+    }
+
+    pub fn config_path(&self) -> Option<std::path::PathBuf> {
+        self.config_path.lock().expect("poisoned").clone()
     }
 
     /// Starts the notifiers and the hook deliverer (inside a Tokio runtime).
     pub fn with_delivery(mut self) -> Self {
         let (tx, rx) = mpsc::channel(1000);
-        self.notifiers = Notifiers::start(
-            &self.config.notifiers,
+        *self.notifiers.write().expect("poisoned") = Arc::new(Notifiers::start(
+            &self.config().notifiers,
             self.metrics.clone(),
             Some(tx.clone()),
-        );
+        ));
+        *self.failures_tx.lock().expect("poisoned") = Some(tx.clone());
         self.hooks = Some(Hooks::start(self.metrics.clone(), tx));
         self.hook_failures = Mutex::new(Some(rx));
         self
@@ -241,8 +277,9 @@ impl Controller {
         &self.metrics
     }
 
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.published().config.clone()
     }
 
     pub fn published(&self) -> Arc<Published> {
@@ -271,12 +308,13 @@ impl Controller {
     /// Applies one input to an app: step, persist (state and event together), publish. If the
     /// change cannot be persisted, nothing changes.
     pub async fn command(&self, app: &str, input: Input) -> Result<AppState, ControlError> {
-        let app_cfg = self
-            .config
+        let mut guard = self.state.lock().await;
+        // Read under the state lock: a reload swaps the config under it too.
+        let guard_config = self.config();
+        let app_cfg = guard_config
             .apps
             .get(app)
             .ok_or_else(|| ControlError::UnknownApp(app.to_string()))?;
-        let mut guard = self.state.lock().await;
         let current = guard
             .apps
             .get(app)
@@ -306,7 +344,7 @@ impl Controller {
         }
         *self.persist_error.lock().expect("poisoned") = None;
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&self.config, &guard));
+        *self.published.write().expect("poisoned") = Arc::new(publish(&guard_config, &guard));
         drop(guard);
 
         if transition.reset_window {
@@ -363,16 +401,116 @@ impl Controller {
         Ok(transition.state)
     }
 
+    /// Reads the config file again and applies it (see [`Controller::reload`]).
+    pub async fn reload_from_file(&self, force: bool) -> Result<ReloadReport, ReloadError> {
+        let path = self.config_path().ok_or_else(|| {
+            ReloadError::Refused("canary-pilot was not started from a config file".into())
+        })?;
+        let new = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .expect("config reader panicked")?;
+        self.reload(new, force).await
+    }
+
+    /// Applies a new, already validated config: changed servers, thresholds and notifiers, new
+    /// and removed apps. Refused, with nothing changed, when it would need a restart
+    /// (`server.listen`, `server.state_file`), when an app's stable slot is no longer among its
+    /// slots, or when it removes an app whose release is under way (unless `force`).
+    pub async fn reload(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
+        let mut guard = self.state.lock().await;
+        let old = self.config();
+        for (key, changed) in [
+            ("server.listen", new.server.listen != old.server.listen),
+            (
+                "server.state_file",
+                new.server.state_file != old.server.state_file,
+            ),
+        ] {
+            if changed {
+                return Err(ReloadError::Refused(format!(
+                    "{key} changed; restart canary-pilot to apply it (nothing was reloaded)"
+                )));
+            }
+        }
+        let mut report = ReloadReport::default();
+        for name in old.apps.keys().filter(|n| !new.apps.contains_key(*n)) {
+            if let Some(s) = guard.apps.get(name).filter(|s| s.phase.is_active()) {
+                if !force {
+                    return Err(ReloadError::Refused(format!(
+                        "the new config removes app {name:?}, whose release is {}; abort or promote it first, or reload with force (nothing was reloaded)",
+                        s.phase.as_str()
+                    )));
+                }
+            }
+            report.removed.push(name.clone());
+        }
+        let mut candidate = guard.clone();
+        for app in new.apps.values() {
+            match candidate.apps.get(&app.name) {
+                Some(s) if !app.slots.contains_key(&s.stable_slot) => {
+                    return Err(ReloadError::Refused(format!(
+                        "app {:?} is stable on slot {:?}, which the new config does not have (slots {:?}); nothing was reloaded",
+                        app.name,
+                        s.stable_slot,
+                        app.slots.keys().collect::<Vec<_>>()
+                    )));
+                }
+                Some(_) => match old.apps.get(&app.name) {
+                    Some(o) if format!("{o:?}") == format!("{app:?}") => {
+                        report.unchanged.push(app.name.clone())
+                    }
+                    _ => report.changed.push(app.name.clone()),
+                },
+                None => {
+                    candidate
+                        .apps
+                        .insert(app.name.clone(), AppState::initial(app, now_ms()));
+                    report.added.push(app.name.clone());
+                }
+            }
+        }
+        if candidate != *guard {
+            let store = self.store.clone();
+            let to_save = candidate.clone();
+            tokio::task::spawn_blocking(move || store.save(&to_save))
+                .await
+                .expect("state writer panicked")
+                .map_err(ReloadError::Persist)?;
+        }
+        let new = Arc::new(new);
+        if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
+            *self.source.write().expect("poisoned") = Some(crate::server::metrics_source(&new));
+        }
+        if self.hooks.is_some() {
+            let tx = self.failures_tx.lock().expect("poisoned").clone();
+            // The old notifiers deliver what they have queued, then stop.
+            *self.notifiers.write().expect("poisoned") =
+                Arc::new(Notifiers::start(&new.notifiers, self.metrics.clone(), tx));
+        }
+        self.metrics.set_limits(&new);
+        *guard = candidate;
+        *self.published.write().expect("poisoned") = Arc::new(publish(&new, &guard));
+        for (name, s) in &guard.apps {
+            if new.apps.contains_key(name) {
+                self.metrics.observe_state(name, s);
+            }
+        }
+        drop(guard);
+        tracing::info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
+        Ok(report)
+    }
+
     /// Counts and notifies an event that was persisted.
     fn announce(&self, ev: &Event) {
         self.metrics.count_event(&ev.app, ev.kind.as_str());
-        self.notifiers.notify(ev);
+        self.notifiers.read().expect("poisoned").clone().notify(ev);
     }
 
     /// Persists an event that changes no state (a failed hook or notification), then announces
     /// it.
     pub async fn record_event(&self, ev: Event) -> Result<(), ControlError> {
         let mut guard = self.state.lock().await;
+        let guard_config = self.config();
         let mut candidate = guard.clone();
         candidate.events.push(ev.clone());
         let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
@@ -384,7 +522,7 @@ impl Controller {
             .expect("state writer panicked")
             .map_err(ControlError::Persist)?;
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&self.config, &guard));
+        *self.published.write().expect("poisoned") = Arc::new(publish(&guard_config, &guard));
         drop(guard);
         tracing::warn!(app = %ev.app, event = ev.kind.as_str(), reason = %ev.reason, "event");
         self.announce(&ev);
@@ -393,7 +531,7 @@ impl Controller {
 
     /// Asks every gate a release waits for; an open one moves the release on.
     async fn ask_gates(&self, published: &Published) {
-        for app in self.config.apps.values() {
+        for app in self.config().apps.values() {
             let Some(state) = published.apps.get(&app.name) else {
                 continue;
             };
@@ -434,7 +572,7 @@ impl Controller {
 
     /// The shortest analysis interval of all apps: how often the loop ticks.
     pub fn tick_period(&self) -> Duration {
-        self.config
+        self.config()
             .apps
             .values()
             .map(|a| a.analysis.interval)
@@ -464,8 +602,8 @@ impl Controller {
         }
         self.ask_gates(&self.published()).await;
         let published = self.published();
-        let services: Vec<String> = self
-            .config
+        let config = published.config.clone();
+        let services: Vec<String> = config
             .apps
             .keys()
             .flat_map(|name| {
@@ -478,17 +616,14 @@ impl Controller {
             let began = a.last_collect.unwrap_or(now - period);
             (now - began, began)
         };
-        let collected = match &self.source {
+        let source = self.source.read().expect("poisoned").clone();
+        let collected = match &source {
             Some(source) => source.collect(&services, window).await,
             None => Err(analysis::SourceError::Unreachable(
                 "no metrics source configured".into(),
             )),
         };
-        let source_name = self
-            .source
-            .as_ref()
-            .map(|s| s.describe())
-            .unwrap_or_default();
+        let source_name = source.as_ref().map(|s| s.describe()).unwrap_or_default();
         if let Err(e) = &collected {
             self.metrics.count_source_error();
             tracing::warn!(error = %e, "metrics collection failed; analyses are inconclusive");
@@ -498,7 +633,7 @@ impl Controller {
         {
             let mut a = self.analysis.lock().expect("poisoned");
             a.last_collect = Some(now);
-            for app in self.config.apps.values() {
+            for app in config.apps.values() {
                 let Some(state) = published.apps.get(&app.name) else {
                     continue;
                 };
@@ -569,7 +704,8 @@ impl Controller {
 
     /// The analysis loop: ticks until `shutdown` resolves.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let mut ticker = tokio::time::interval(self.tick_period());
+        let mut period = self.tick_period();
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
@@ -577,11 +713,17 @@ impl Controller {
                 _ = &mut shutdown => break,
                 _ = ticker.tick() => self.tick().await,
             }
+            // A reload may have changed the intervals.
+            if self.tick_period() != period {
+                period = self.tick_period();
+                ticker = tokio::time::interval_at(Instant::now() + period, period);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
         }
     }
 }
 
-fn publish(config: &Config, state: &StateFile) -> Published {
+fn publish(config: &Arc<Config>, state: &StateFile) -> Published {
     let apps: BTreeMap<String, AppState> = state
         .apps
         .iter()
@@ -589,6 +731,7 @@ fn publish(config: &Config, state: &StateFile) -> Published {
         .map(|(n, s)| (n.clone(), s.clone()))
         .collect();
     Published {
+        config: config.clone(),
         document: Bytes::from(provider::render(config, &apps)),
         apps,
         events: Arc::new(state.events.clone()),

@@ -47,7 +47,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), ServeError> {
+pub async fn serve(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let addr = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -79,11 +83,14 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     let (loop_stop_tx, loop_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let analysis_loop = match loaded {
         Ok(controller) => {
-            let controller = Arc::new(
-                controller
-                    .with_source(metrics_source(&config))
-                    .with_delivery(),
-            );
+            let mut controller = controller
+                .with_source(metrics_source(&config))
+                .with_delivery();
+            if let Some(path) = config_path {
+                controller = controller.with_config_path(path);
+            }
+            let controller = Arc::new(controller);
+            tokio::spawn(reload_on_sighup(controller.clone()));
             let _ = state.controller.set(controller.clone());
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
             tokio::spawn(controller.run(async move {
@@ -102,6 +109,27 @@ pub async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<(), Ser
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the config file on every SIGHUP; a bad file is logged and changes nothing.
+async fn reload_on_sighup(controller: Arc<Controller>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match controller.reload_from_file(false).await {
+                Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = controller;
 }
 
 /// The configured metrics source.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{auth, ApiError, ApiState};
 use crate::config::AppConfig;
-use crate::controller::{AnalysisRecord, ControlError, Controller};
+use crate::controller::{AnalysisRecord, ControlError, Controller, ReloadError};
 use crate::rollout::{AppState, Event, Input, Refusal};
 
 /// One app as the API shows it.
@@ -160,8 +160,8 @@ fn app_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 
 /// Reads need the admin token only with `server.protect_reads`.
 fn require_read(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.config.server.protect_reads {
-        auth::require(state.config.server.admin_token.as_ref(), headers)?;
+    if state.config().server.protect_reads {
+        auth::require(state.config().server.admin_token.as_ref(), headers)?;
     }
     Ok(())
 }
@@ -174,7 +174,7 @@ pub async fn list_apps(
     let controller = state.controller()?;
     let published = controller.published();
     let apps: Vec<AppView> = state
-        .config
+        .config()
         .apps
         .values()
         .filter_map(|app| {
@@ -200,7 +200,7 @@ pub async fn get_app(
     let name = app_name(path)?;
     let controller = state.controller()?;
     let published = controller.published();
-    match (state.config.apps.get(&name), published.apps.get(&name)) {
+    match (state.config().apps.get(&name), published.apps.get(&name)) {
         (Some(app), Some(s)) => Ok(Json(detail(controller, app, s))),
         _ => Err(unknown_app(&name)),
     }
@@ -241,7 +241,7 @@ pub async fn list_events(
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", json!(e.body_text())))?;
     if let Some(app) = &q.app {
-        if !state.config.apps.contains_key(app) {
+        if !state.config().apps.contains_key(app) {
             return Err(unknown_app(app));
         }
     }
@@ -308,13 +308,10 @@ pub async fn post_action(
     body: Result<Bytes, BytesRejection>,
     action: &'static str,
 ) -> Result<Json<AppDetail>, ApiError> {
-    auth::require(state.config.server.admin_token.as_ref(), &headers)?;
+    auth::require(state.config().server.admin_token.as_ref(), &headers)?;
     let name = app_name(path)?;
-    let app = state
-        .config
-        .apps
-        .get(&name)
-        .ok_or_else(|| unknown_app(&name))?;
+    let config = state.config();
+    let app = config.apps.get(&name).ok_or_else(|| unknown_app(&name))?;
     let input = match action {
         "start" => {
             let map = object_body(body, &["version"])?;
@@ -413,13 +410,10 @@ pub async fn put_weight(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AppDetail>, ApiError> {
-    auth::require(state.config.server.admin_token.as_ref(), &headers)?;
+    auth::require(state.config().server.admin_token.as_ref(), &headers)?;
     let name = app_name(path)?;
-    let app = state
-        .config
-        .apps
-        .get(&name)
-        .ok_or_else(|| unknown_app(&name))?;
+    let config = state.config();
+    let app = config.apps.get(&name).ok_or_else(|| unknown_app(&name))?;
     let body = json_body(body)?;
     let weight = match body.get("weight") {
         Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
@@ -455,4 +449,51 @@ pub async fn put_weight(
         .await
         .map_err(control_error)?;
     Ok(Json(detail(controller, app, &s)))
+}
+
+/// `POST /api/v1/reload` (body optional: `{"force": true}`): reads the config file again and
+/// applies it; a config with errors, or one that needs a restart, changes nothing.
+pub async fn reload(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth::require(state.config().server.admin_token.as_ref(), &headers)?;
+    let map = object_body(body, &["force"])?;
+    let force = match map.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                json!(format!("force must be true or false, got {other}")),
+            ))
+        }
+    };
+    let controller = state.controller()?;
+    match controller.reload_from_file(force).await {
+        Ok(report) => Ok(Json(json!({ "reloaded": true, "report": report }))),
+        Err(ReloadError::Invalid(e)) => {
+            let issues: Vec<String> = match &e {
+                crate::config::ConfigError::Invalid { issues, .. } => {
+                    issues.iter().map(|i| i.to_string()).collect()
+                }
+                other => vec![other.to_string()],
+            };
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_config",
+                json!(issues),
+            ))
+        }
+        Err(ReloadError::Refused(why)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", json!(why)))
+        }
+        Err(ReloadError::Persist(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_persisted",
+            json!("the state could not be written, so the reload was not applied"),
+        )),
+    }
 }

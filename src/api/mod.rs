@@ -26,15 +26,24 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// endpoint and readiness answer 503.
 #[derive(Clone)]
 pub struct ApiState {
-    pub config: Arc<Config>,
+    /// The config read at start-up, in force until the controller is loaded.
+    initial: Arc<Config>,
     pub controller: Arc<OnceLock<Arc<Controller>>>,
 }
 
 impl ApiState {
     pub fn new(config: Arc<Config>) -> Self {
         ApiState {
-            config,
+            initial: config,
             controller: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The config in force: the controller's (a reload replaces it), or the start-up one.
+    pub fn config(&self) -> Arc<Config> {
+        match self.controller.get() {
+            Some(c) => c.config(),
+            None => self.initial.clone(),
         }
     }
 
@@ -71,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/apps/{app}/promote"),
     ("POST", "/api/v1/apps/{app}/abort"),
     ("GET", "/api/v1/events"),
+    ("POST", "/api/v1/reload"),
 ];
 
 fn handler(method: &str, path: &str) -> MethodRouter<ApiState> {
@@ -89,6 +99,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<ApiState> {
         ("POST", "/api/v1/apps/{app}/promote") => action("promote"),
         ("POST", "/api/v1/apps/{app}/abort") => action("abort"),
         ("GET", "/api/v1/events") => get(admin::list_events),
+        ("POST", "/api/v1/reload") => post(admin::reload),
         other => unreachable!("ROUTES lists {other:?} without a handler"),
     }
 }

@@ -14,7 +14,7 @@ pub async fn traefik(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    auth::require(state.config.server.provider_token.as_ref(), &headers)?;
+    auth::require(state.config().server.provider_token.as_ref(), &headers)?;
     let published = state.controller()?.published();
     Ok((
         [

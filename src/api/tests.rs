@@ -68,7 +68,7 @@ async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
         StatusCode::OK
     );
 
-    let controller = Controller::load(state.config.clone(), Arc::new(MemStore::default())).unwrap();
+    let controller = Controller::load(state.config(), Arc::new(MemStore::default())).unwrap();
     let _ = state.controller.set(Arc::new(controller));
     let (s1, b1) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     let (s2, b2) = call(&app, "GET", "/traefik", None, Body::empty()).await;

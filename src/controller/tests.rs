@@ -277,3 +277,118 @@ async fn idle_apps_are_not_judged() {
     assert_eq!(c.published().apps["api"].phase, Phase::Idle);
     assert!(c.analyses("api").is_empty());
 }
+
+fn parse(src: &str) -> Config {
+    Config::parse(src, &crate::config::tests_support::NoSecrets).unwrap()
+}
+
+const TWO_APPS: &str = r#"
+[server]
+listen = "127.0.0.1:9000"
+[apps.api]
+rule = "Host(`api`)"
+slots = { blue = ["http://127.0.0.1:1"], green = ["http://127.0.0.1:2"] }
+initial_stable = "blue"
+[apps.web]
+rule = "Host(`web`)"
+slots = { a = ["http://127.0.0.1:3"], b = ["http://127.0.0.1:4"] }
+initial_stable = "a"
+"#;
+
+#[tokio::test]
+async fn reload_adds_changes_and_removes_apps_in_one_step() {
+    let store = Arc::new(MemStore::default());
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), store.clone()).unwrap();
+    let changed = TWO_APPS
+        .replace("http://127.0.0.1:2", "http://127.0.0.1:22")
+        .replace("[apps.web]\nrule = \"Host(`web`)\"\nslots = { a = [\"http://127.0.0.1:3\"], b = [\"http://127.0.0.1:4\"] }\ninitial_stable = \"a\"\n", "")
+        + "[apps.shop]\nrule = \"Host(`shop`)\"\nslots = { x = [\"http://127.0.0.1:5\"], y = [\"http://127.0.0.1:6\"] }\ninitial_stable = \"x\"\n";
+    let report = c.reload(parse(&changed), false).await.unwrap();
+    assert_eq!(report.added, vec!["shop"]);
+    assert_eq!(report.removed, vec!["web"]);
+    assert_eq!(report.changed, vec!["api"]);
+    let doc: serde_json::Value = serde_json::from_slice(&c.published().document).unwrap();
+    assert_eq!(
+        doc["http"]["services"]["api-canary"]["loadBalancer"]["servers"][0]["url"],
+        "http://127.0.0.1:22"
+    );
+    assert!(doc["http"]["routers"]["shop"].is_object());
+    assert!(doc["http"]["routers"].get("web").is_none());
+    assert!(
+        store.snapshot().unwrap().apps.contains_key("shop"),
+        "the new app's state is persisted"
+    );
+    assert_eq!(c.config().apps.len(), 2);
+}
+
+#[tokio::test]
+async fn reload_refuses_what_needs_a_restart_or_loses_a_release_and_changes_nothing() {
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), Arc::new(MemStore::default())).unwrap();
+    c.command(
+        "web",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let before = c.published().document.clone();
+
+    let moved = TWO_APPS.replace("127.0.0.1:9000", "127.0.0.1:9001");
+    let e = c.reload(parse(&moved), false).await.unwrap_err();
+    assert!(e.to_string().contains("server.listen changed"), "{e}");
+
+    let without_web = TWO_APPS.split("[apps.web]").next().unwrap().to_string();
+    let e = c.reload(parse(&without_web), false).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("\"web\", whose release is progressing"),
+        "{e}"
+    );
+
+    let renamed = TWO_APPS
+        .replace("slots = { a = [", "slots = { c = [")
+        .replace("initial_stable = \"a\"", "initial_stable = \"c\"");
+    let e = c.reload(parse(&renamed), false).await.unwrap_err();
+    assert!(e.to_string().contains("stable on slot \"a\""), "{e}");
+
+    assert_eq!(
+        c.published().document,
+        before,
+        "a refused reload changes nothing"
+    );
+    assert_eq!(c.config().apps.len(), 2);
+
+    let report = c.reload(parse(&without_web), true).await.unwrap();
+    assert_eq!(report.removed, vec!["web"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_applies_new_thresholds_to_the_next_analysis() {
+    // 2 % errors against 1 %: a pass with a 5-point tolerance, a fail with none.
+    let source = FakeSource::new(vec![traffic(side(5000.0, 100.0), side(45000.0, 450.0))]);
+    let src = "[apps.api]\nrule = \"Host(`api`)\"\nslots = { blue = [\"http://127.0.0.1:1\"], green = [\"http://127.0.0.1:2\"] }\ninitial_stable = \"blue\"\n[apps.api.analysis]\ninterval = \"10s\"\nsteps = [10, 50]\nerror_ratio_tolerance = 0.05\nfailure_limit = 1\n";
+    let c = Arc::new(
+        Controller::load(Arc::new(parse(src)), Arc::new(MemStore::default()))
+            .unwrap()
+            .with_source(source),
+    );
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    c.reload(parse(&src.replace("0.05", "0.0")), false)
+        .await
+        .unwrap();
+    run_ticks(&c, 1).await;
+    assert_eq!(
+        c.published().apps["api"].phase,
+        Phase::RolledBack,
+        "{:?}",
+        c.analyses("api")
+    );
+}

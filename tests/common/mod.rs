@@ -158,6 +158,8 @@ pub struct Options {
     pub error_rates: (f64, f64),
     /// TOML appended to the config (notifiers, hooks).
     pub extra: String,
+    /// Metrics URL canary-pilot scrapes instead of Traefik's.
+    pub metrics_url: Option<String>,
 }
 
 impl Default for Options {
@@ -170,6 +172,7 @@ impl Default for Options {
             prometheus: false,
             error_rates: (0.0, 0.0),
             extra: String::new(),
+            metrics_url: None,
         }
     }
 }
@@ -192,6 +195,8 @@ pub fn prometheus_bin() -> PathBuf {
 pub struct Stack {
     // Fields drop in order: processes first, then their directory.
     pub pilot: Option<Proc>,
+    /// canary-pilot when restarted through a shared handle (`kill_pilot`, `restart_pilot`).
+    pub pilot_shared: Mutex<Option<Proc>>,
     pub traefik: Proc,
     pub backends: Vec<Proc>,
     pub web: u16,
@@ -241,8 +246,12 @@ impl Stack {
         } else {
             "timeout = \"2s\"\n".to_string()
         };
+        let metrics_url = opts
+            .metrics_url
+            .clone()
+            .unwrap_or(format!("http://127.0.0.1:{metrics}/metrics"));
         let mut app = format!(
-            "[server]\nlisten = \"127.0.0.1:{pilot_port}\"\nstate_file = \"{}\"\n\n[metrics]\n{source}traefik_urls = [\"http://127.0.0.1:{metrics}/metrics\"]\n\n[apps.api]\nrule = \"Host(`{HOST}`)\"\nentry_points = [\"web\"]\nslots = {{ blue = [\"http://127.0.0.1:{blue_port}\"], green = [\"http://127.0.0.1:{green_port}\"] }}\ninitial_stable = \"blue\"\n",
+            "[server]\nlisten = \"127.0.0.1:{pilot_port}\"\nstate_file = \"{}\"\n\n[metrics]\n{source}traefik_urls = [\"{metrics_url}\"]\n\n[apps.api]\nrule = \"Host(`{HOST}`)\"\nentry_points = [\"web\"]\nslots = {{ blue = [\"http://127.0.0.1:{blue_port}\"], green = [\"http://127.0.0.1:{green_port}\"] }}\ninitial_stable = \"blue\"\n",
             state_path.display()
         );
         if opts.pin_cookie {
@@ -284,6 +293,7 @@ impl Stack {
                 Command::new(traefik_bin()).arg(format!("--configFile={}", static_cfg.display())),
             ),
             pilot: None,
+            pilot_shared: Mutex::new(None),
             backends,
             web,
             traefik_api,
@@ -321,14 +331,42 @@ impl Stack {
     }
 
     pub async fn start_pilot(&mut self) {
-        let proc = Proc::spawn(
+        let proc = self.spawn_pilot();
+        self.pilot = Some(proc);
+        self.wait_pilot_ready().await;
+    }
+
+    fn spawn_pilot(&self) -> Proc {
+        Proc::spawn(
             "canary-pilot",
             self.dir.path(),
             Command::new(BIN)
                 .args(["serve", "--config"])
                 .arg(&self.config_path),
-        );
-        self.pilot = Some(proc);
+        )
+    }
+
+    /// SIGKILL canary-pilot (the first one, or the one `restart_pilot` started).
+    pub fn kill_pilot(&self) {
+        if let Some(mut p) = self.pilot_shared.lock().unwrap().take() {
+            p.kill();
+        }
+        // The first process is owned by `pilot`; reach it by PID (reaped when dropped).
+        if let Some(p) = &self.pilot {
+            let _ = Command::new("kill")
+                .args(["-9", &p.pid().to_string()])
+                .status();
+        }
+    }
+
+    /// Starts canary-pilot again through a shared handle and waits until it is ready.
+    pub async fn restart_pilot(&self) {
+        let proc = self.spawn_pilot();
+        *self.pilot_shared.lock().unwrap() = Some(proc);
+        self.wait_pilot_ready().await;
+    }
+
+    async fn wait_pilot_ready(&self) {
         let url = self.pilot_url("/readyz");
         let http = self.http.clone();
         eventually("canary-pilot ready", Duration::from_secs(20), || {
