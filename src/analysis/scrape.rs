@@ -70,7 +70,8 @@ pub fn parse_page(text: &str) -> Result<Page, SourceError> {
             (
                 REQUESTS,
                 prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
-            ) => {
+            ) if v.is_finite() && *v >= 0.0 => {
+                // A counter is finite and never negative: anything else is garbage, left out.
                 let code = sample.labels.get("code").unwrap_or("").to_string();
                 page.insert(
                     SeriesKey::Requests {
@@ -84,7 +85,7 @@ pub fn parse_page(text: &str) -> Result<Page, SourceError> {
             (DURATION, prometheus_parse::Value::Histogram(buckets)) => {
                 let rest = rest(&["service", "le"]);
                 for b in buckets {
-                    if b.less_than >= 0.0 {
+                    if b.less_than >= 0.0 && b.count.is_finite() && b.count >= 0.0 {
                         page.insert(
                             SeriesKey::Bucket {
                                 service: service.clone(),

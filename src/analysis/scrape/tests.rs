@@ -193,3 +193,14 @@ async fn unreachable_url_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, SourceError::Unreachable(_)), "{err}");
 }
+
+#[test]
+fn negative_and_non_finite_counters_are_left_out() {
+    let text = "traefik_service_requests_total{code=\"200\",service=\"app-canary@http\"} -7\n\
+                traefik_service_requests_total{code=\"500\",service=\"app-canary@http\"} NaN\n\
+                traefik_service_requests_total{code=\"502\",service=\"app-canary@http\"} +Inf\n\
+                traefik_service_requests_total{code=\"200\",service=\"app-stable@http\"} 4\n";
+    let got = increases(&Page::new(), &parse_page(text).unwrap(), &wanted());
+    assert!(!got.contains_key("app-canary@http"), "{got:?}");
+    assert_eq!(got["app-stable@http"].requests, 4.0);
+}
