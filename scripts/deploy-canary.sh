@@ -32,23 +32,8 @@ Exit codes: 0 released, 1 refused or failed, 2 usage error.
 EOF
 }
 
-die() { echo "$prog: $*" >&2; exit 1; }
-usage_error() { echo "$prog: $*" >&2; echo "Try '$prog --help'." >&2; exit 2; }
-
-# json_get PATH: a field of the JSON on stdin (e.g. canary.slot), empty if absent.
-json_get() {
-  if command -v jq >/dev/null 2>&1; then
-    jq -r ".$1 // empty"
-  else
-    python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)
-' "$1"
-  fi
-}
+# die, usage_error and json_get are shared with the other release scripts.
+source "$(dirname "${BASH_SOURCE[0]}")/release-lib.sh"
 
 app="" image="" version="" stack=canary timeout=300 dry_run=false
 docker_args=()

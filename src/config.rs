@@ -514,6 +514,22 @@ impl SecretSource for OsSecrets {
     }
 }
 
+/// No secrets at all: every secret file is missing and no variable is set. For validating
+/// config text on its own (tests, tools).
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not read here", path.display()),
+        ))
+    }
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Config {
     /// Reads and validates a config file, with secrets from files and the environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -1455,18 +1471,7 @@ pub(crate) mod tests_support {
 
     pub const EXAMPLE: &str = include_str!("../examples/canary-pilot.toml");
 
-    pub struct NoSecrets;
-    impl SecretSource for NoSecrets {
-        fn read_file(&self, path: &Path) -> std::io::Result<String> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} not found", path.display()),
-            ))
-        }
-        fn env(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
+    pub use super::NoSecrets;
 
     pub fn sample_config() -> Config {
         Config::parse(EXAMPLE, &NoSecrets).expect("the example config is valid")

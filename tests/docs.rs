@@ -3,20 +3,7 @@
 
 use std::path::Path;
 
-use canary_pilot::config::{Config, SecretSource};
-
-struct NoSecrets;
-impl SecretSource for NoSecrets {
-    fn read_file(&self, p: &Path) -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            p.display().to_string(),
-        ))
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
+use canary_pilot::config::{Config, NoSecrets};
 
 fn blocks(text: &str, lang: &str) -> Vec<String> {
     let fence = format!("```{lang}");

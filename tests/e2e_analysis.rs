@@ -28,15 +28,7 @@ async fn healthy_release_is_promoted(opts: Options) {
     assert_eq!(done["stable"]["version"], "v2");
     assert_eq!(done["weights"]["canary"], 0);
 
-    let events: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/events?app=api"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = stack.get_json("/api/v1/events?app=api").await;
     let kinds: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -253,15 +245,7 @@ async fn without_traffic_the_release_holds_then_pauses_and_never_promotes() {
         "{}",
         v["reason"]
     );
-    let events: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = stack.get_json("/api/v1/events").await;
     let kinds: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -299,15 +283,7 @@ async fn prometheus_down_holds_the_release_and_back_up_lets_it_finish() {
         "{}",
         v["last_analysis"]
     );
-    let events: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = stack.get_json("/api/v1/events").await;
     assert_eq!(
         events["events"].as_array().unwrap().len(),
         1,

@@ -40,15 +40,7 @@ async fn no_request_fails_under_load_through_a_whole_release() {
         .map(|(_, n)| n)
         .sum::<u64>()
         + transport_errors;
-    let events: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = stack.get_json("/api/v1/events").await;
     let changes = events["events"].as_array().unwrap().len();
     eprintln!(
         "load: {total} requests in {seconds:.1} s ({:.0}/s), {failed} failed; v1 {} / v2 {}; {changes} transitions",

@@ -187,15 +187,7 @@ async fn failing_and_hanging_receivers_do_not_slow_the_rollout_and_are_visible()
         );
     }
     // The failed pre-rollout hook is an event of its own, and notified.
-    let events: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = stack.get_json("/api/v1/events").await;
     let failed: Vec<&serde_json::Value> = events["events"]
         .as_array()
         .unwrap()

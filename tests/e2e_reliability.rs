@@ -216,15 +216,7 @@ async fn killed_at_twenty_random_points_it_resumes_loses_no_event_and_serves_no_
         assert_eq!(v["weights"]["canary"], app["canary_weight"], "kill {kill}");
         assert_eq!(v["generation"], app["generation"], "kill {kill}");
         // Every event from before the crash is still there, in order.
-        let events: Value = stack
-            .http
-            .get(stack.pilot_url("/api/v1/events?limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let events = stack.get_json("/api/v1/events?limit=1000").await;
         let events = events["events"].as_array().unwrap().clone();
         assert!(
             events.len() >= events_seen.len() && events[..events_seen.len()] == events_seen[..],

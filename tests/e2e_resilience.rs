@@ -106,15 +106,7 @@ async fn traefik_keeps_routing_when_the_controller_dies_and_a_restart_serves_the
         before,
         "a restart must serve the same document"
     );
-    let view: serde_json::Value = stack
-        .http
-        .get(stack.pilot_url("/api/v1/apps/api"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = stack.get_json("/api/v1/apps/api").await;
     assert_eq!(view["weights"]["canary"], 30);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(stack.applied_canary_weight().await, Some(30));

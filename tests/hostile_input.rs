@@ -8,22 +8,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use canary_pilot::analysis::{prometheus, scrape};
-use canary_pilot::config::{Config, SecretSource};
+use canary_pilot::config::{Config, NoSecrets};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-
-struct NoSecrets;
-impl SecretSource for NoSecrets {
-    fn read_file(&self, p: &Path) -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            p.display().to_string(),
-        ))
-    }
-    fn env(&self, _: &str) -> Option<String> {
-        None
-    }
-}
 
 /// xorshift64*, seeded: the same run every time.
 struct Rng(u64);

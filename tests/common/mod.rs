@@ -120,6 +120,23 @@ impl Drop for Proc {
     }
 }
 
+/// Waits until `url` answers 2xx, at most `limit`.
+pub async fn wait_ok(http: &reqwest::Client, what: &str, url: String, limit: Duration) {
+    eventually(what, limit, || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(&url)
+                .send()
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        }
+    })
+    .await;
+}
+
 /// Polls `f` until it returns `Some`, at most `limit`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
@@ -312,19 +329,8 @@ impl Stack {
         }
         stack.start_pilot().await;
         for port in [blue_port, green_port] {
-            let http = stack.http.clone();
-            eventually("demo backend up", Duration::from_secs(20), || {
-                let http = http.clone();
-                async move {
-                    let r = http
-                        .get(format!("http://127.0.0.1:{port}/_health"))
-                        .send()
-                        .await
-                        .ok()?;
-                    r.status().is_success().then_some(())
-                }
-            })
-            .await;
+            let url = format!("http://127.0.0.1:{port}/_health");
+            wait_ok(&stack.http, "demo backend up", url, Duration::from_secs(20)).await;
         }
         stack.wait_applied(0).await;
         stack
@@ -368,19 +374,12 @@ impl Stack {
 
     async fn wait_pilot_ready(&self) {
         let url = self.pilot_url("/readyz");
-        let http = self.http.clone();
-        eventually("canary-pilot ready", Duration::from_secs(20), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(&url)
-                    .send()
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        })
+        wait_ok(
+            &self.http,
+            "canary-pilot ready",
+            url,
+            Duration::from_secs(20),
+        )
         .await;
     }
 
@@ -403,20 +402,7 @@ impl Stack {
         );
         *self.prometheus.lock().unwrap() = Some(proc);
         let url = format!("http://127.0.0.1:{}/-/ready", self.prometheus_port);
-        let http = self.http.clone();
-        eventually("Prometheus ready", Duration::from_secs(30), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(&url)
-                    .send()
-                    .await
-                    .ok()?
-                    .status()
-                    .is_success()
-                    .then_some(())
-            }
-        })
-        .await;
+        wait_ok(&self.http, "Prometheus ready", url, Duration::from_secs(30)).await;
     }
 
     /// Kills Prometheus (SIGKILL).
@@ -428,8 +414,13 @@ impl Stack {
 
     /// The app as the API shows it.
     pub async fn app(&self) -> serde_json::Value {
+        self.get_json("/api/v1/apps/api").await
+    }
+
+    /// GET a canary-pilot path as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
-            .get(self.pilot_url("/api/v1/apps/api"))
+            .get(self.pilot_url(path))
             .send()
             .await
             .unwrap()
