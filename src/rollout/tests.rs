@@ -597,3 +597,55 @@ fn manual_promote_overrides_a_waiting_gate() {
         (Phase::Promoting, None)
     );
 }
+
+#[test]
+fn pause_while_waiting_for_a_gate_then_resume_waits_for_it_again() {
+    let a = gated(true, true);
+    // Waiting for confirm-rollout: resume keeps the canary at 0 %.
+    let waiting = step(
+        &a,
+        &AppState::test(),
+        Input::Start {
+            version: "v2".into(),
+        },
+        1,
+    )
+    .unwrap()
+    .unwrap()
+    .state;
+    let paused = apply(
+        &waiting,
+        Input::Pause {
+            reason: "hold".into(),
+        },
+    )
+    .state;
+    let resumed = apply(&paused, Input::Resume).state;
+    assert_eq!(
+        (resumed.phase, resumed.canary_weight),
+        (Phase::Progressing, 0)
+    );
+    assert_eq!(resumed.awaiting_gate, Some(Gate::ConfirmRollout));
+    // Waiting for confirm-promotion: resume returns to the last step, still waiting.
+    let s = AppState {
+        awaiting_gate: Some(Gate::ConfirmPromotion),
+        ..AppState::test().at_step(1)
+    };
+    let paused = apply(
+        &s,
+        Input::Pause {
+            reason: "hold".into(),
+        },
+    )
+    .state;
+    let resumed = apply(&paused, Input::Resume).state;
+    assert_eq!(
+        (resumed.phase, resumed.canary_weight),
+        (Phase::Progressing, 50)
+    );
+    assert_eq!(resumed.awaiting_gate, Some(Gate::ConfirmPromotion));
+    let open = step(&a, &resumed, gate(Gate::ConfirmPromotion, true), 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(open.state.phase, Phase::Promoting);
+}
