@@ -108,9 +108,9 @@ struct Window {
     stable: SideSample,
     started: Instant,
     last_judged: Instant,
-    /// Collections covering time before this are not added: they would mix in traffic from
-    /// before the window's transition.
-    not_before: Instant,
+    /// Collections that began before this are not added: they would mix in traffic from
+    /// before a release started, or from before Traefik applied a role swap.
+    not_before: Option<Instant>,
 }
 
 /// After a promotion swaps the roles, `<app>-canary` names other servers; until Traefik has
@@ -119,14 +119,19 @@ struct Window {
 pub const SWAP_SETTLE: Duration = Duration::from_secs(5);
 
 impl Window {
-    fn new(now: Instant, not_before: Instant) -> Self {
+    fn new(now: Instant, not_before: Option<Instant>) -> Self {
         Window {
             canary: SideSample::default(),
             stable: SideSample::default(),
             started: now,
             last_judged: now,
-            not_before: not_before.max(now),
+            not_before,
         }
+    }
+
+    /// Whether a collection that began at `began` belongs in this window.
+    fn takes(&self, began: Instant) -> bool {
+        self.not_before.is_none_or(|nb| began >= nb)
     }
 }
 
@@ -140,14 +145,23 @@ struct AnalysisState {
 }
 
 impl AnalysisState {
-    fn fresh_window(&mut self, app: &str, now: Instant) {
+    /// Starts an app's window. A new release takes no collection that began before it (it
+    /// would hold the previous release's or the idle slot's traffic); any window waits out a
+    /// recent role swap. Otherwise (a verdict consumed the window, a resume) the next
+    /// collection, all of it after the decision, counts in full.
+    fn fresh_window(&mut self, app: &str, now: Instant, new_release: bool) {
         let settle = self
             .swapped
             .get(app)
             .map(|t| *t + SWAP_SETTLE)
-            .unwrap_or(now);
+            .filter(|t| *t > now);
+        let not_before = match (new_release, settle) {
+            (_, Some(t)) => Some(t),
+            (true, None) => Some(now),
+            (false, None) => None,
+        };
         self.windows
-            .insert(app.to_string(), Window::new(now, settle));
+            .insert(app.to_string(), Window::new(now, not_before));
     }
 }
 
@@ -357,7 +371,11 @@ impl Controller {
             {
                 a.swapped.insert(app.to_string(), now);
             }
-            a.fresh_window(app, now);
+            let new_release = transition
+                .event
+                .as_ref()
+                .is_some_and(|e| e.kind == EventKind::Started);
+            a.fresh_window(app, now, new_release);
         }
         self.metrics.observe_state(app, &transition.state);
         if let Some(ev) = &transition.event {
@@ -642,10 +660,10 @@ impl Controller {
                     continue;
                 }
                 if !a.windows.contains_key(&app.name) {
-                    a.fresh_window(&app.name, now);
+                    a.fresh_window(&app.name, now, false);
                 }
                 let w = a.windows.get_mut(&app.name).expect("just inserted");
-                if let (Ok(c), true) = (&collected, collect_began >= w.not_before) {
+                if let (Ok(c), true) = (&collected, w.takes(collect_began)) {
                     let (stable, canary) = analysis::service_names(&app.name);
                     if let Some(s) = c.get(&stable) {
                         w.stable.add(s);

@@ -392,3 +392,31 @@ async fn reload_applies_new_thresholds_to_the_next_analysis() {
         c.analyses("api")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_release_skips_the_collection_that_began_before_it_but_decisions_lose_nothing() {
+    let source = FakeSource::new(vec![traffic(side(400.0, 0.0), side(3600.0, 0.0))]);
+    let (c, _) = analysed_controller(source, vec![10, 20, 50]);
+    let period = c.tick_period();
+    run_ticks(&c, 1).await; // idle: a collection, nothing judged
+    tokio::time::advance(period / 2).await;
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::advance(period / 2).await;
+    c.tick().await; // its collection began before the start: not taken
+    run_ticks(&c, 2).await; // each collection counts in full, also right after a verdict
+    let requests: Vec<f64> = c
+        .analyses("api")
+        .iter()
+        .rev()
+        .map(|a| a.analysis.canary_requests)
+        .collect();
+    assert_eq!(requests, vec![0.0, 400.0, 400.0]);
+    assert_eq!(c.published().apps["api"].canary_weight, 50);
+}
