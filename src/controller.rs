@@ -98,7 +98,7 @@ pub enum ControlError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("the change was not applied because it could not be persisted: {0}")]
-    Persist(#[source] StoreError),
+    Persist(String),
 }
 
 /// Figures collected for one app since its window started.
@@ -322,29 +322,46 @@ impl Controller {
     /// Applies one input to an app: step, persist (state and event together), publish. If the
     /// change cannot be persisted, nothing changes.
     pub async fn command(&self, app: &str, input: Input) -> Result<AppState, ControlError> {
+        self.apply(vec![(app.to_string(), input)])
+            .await
+            .pop()
+            .expect("one result per input")
+    }
+
+    /// Applies inputs in order under one state lock and persists them with a single write: a
+    /// tick's verdicts for a thousand apps cost one state file write, not a thousand. If the
+    /// write fails, none of them is applied.
+    pub async fn apply(&self, inputs: Vec<(String, Input)>) -> Vec<Result<AppState, ControlError>> {
         let mut guard = self.state.lock().await;
         // Read under the state lock: a reload swaps the config under it too.
-        let guard_config = self.config();
-        let app_cfg = guard_config
-            .apps
-            .get(app)
-            .ok_or_else(|| ControlError::UnknownApp(app.to_string()))?;
-        let current = guard
-            .apps
-            .get(app)
-            .ok_or_else(|| ControlError::UnknownApp(app.to_string()))?;
-        let Some(transition) = rollout::step(app_cfg, current, input, now_ms())? else {
-            return Ok(current.clone());
-        };
+        let config = self.config();
         let mut candidate = guard.clone();
-        candidate
-            .apps
-            .insert(app.to_string(), transition.state.clone());
-        if let Some(ev) = &transition.event {
-            candidate.events.push(ev.clone());
-            let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
-            candidate.events.drain(..excess);
+        let mut results = Vec::with_capacity(inputs.len());
+        let mut applied = Vec::new();
+        for (app, input) in inputs {
+            let (Some(app_cfg), Some(current)) = (config.apps.get(&app), candidate.apps.get(&app))
+            else {
+                results.push(Err(ControlError::UnknownApp(app)));
+                continue;
+            };
+            match rollout::step(app_cfg, current, input, now_ms()) {
+                Err(refusal) => results.push(Err(refusal.into())),
+                Ok(None) => results.push(Ok(current.clone())),
+                Ok(Some(transition)) => {
+                    candidate.apps.insert(app.clone(), transition.state.clone());
+                    if let Some(ev) = &transition.event {
+                        candidate.events.push(ev.clone());
+                    }
+                    results.push(Ok(transition.state.clone()));
+                    applied.push((results.len() - 1, app, transition));
+                }
+            }
         }
+        if applied.is_empty() {
+            return results;
+        }
+        let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
+        candidate.events.drain(..excess);
 
         let store = self.store.clone();
         let to_save = candidate.clone();
@@ -352,46 +369,49 @@ impl Controller {
             .await
             .expect("state writer panicked");
         if let Err(e) = saved {
-            tracing::error!(app, error = %e, "state not persisted; change refused");
+            tracing::error!(changes = applied.len(), error = %e, "state not persisted; changes refused");
             *self.persist_error.lock().expect("poisoned") = Some(e.to_string());
-            return Err(ControlError::Persist(e));
+            for (i, _, _) in &applied {
+                results[*i] = Err(ControlError::Persist(e.to_string()));
+            }
+            return results;
         }
         *self.persist_error.lock().expect("poisoned") = None;
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&guard_config, &guard));
+        *self.published.write().expect("poisoned") = Arc::new(publish(&config, &guard));
         drop(guard);
 
+        for (_, app, transition) in applied {
+            self.after_transition(&config, &app, &transition);
+        }
+        results
+    }
+
+    /// What follows a persisted transition: a fresh analysis window, metrics, notifications,
+    /// hooks and the log line.
+    fn after_transition(&self, config: &Config, app: &str, transition: &rollout::Transition) {
+        let kind = transition.event.as_ref().map(|e| e.kind);
         if transition.reset_window {
             let mut a = self.analysis.lock().expect("poisoned");
             let now = Instant::now();
-            if transition
-                .event
-                .as_ref()
-                .is_some_and(|e| e.kind == EventKind::Promoted)
-            {
+            if kind == Some(EventKind::Promoted) {
                 a.swapped.insert(app.to_string(), now);
             }
-            let new_release = transition
-                .event
-                .as_ref()
-                .is_some_and(|e| e.kind == EventKind::Started);
-            a.fresh_window(app, now, new_release);
+            a.fresh_window(app, now, kind == Some(EventKind::Started));
         }
         self.metrics.observe_state(app, &transition.state);
-        if let Some(ev) = &transition.event {
-            self.announce(ev);
+        let s = &transition.state;
+        let Some(ev) = &transition.event else {
+            tracing::debug!(app, generation = s.generation, "state changed");
+            return;
+        };
+        self.announce(ev);
+        if let Some(app_cfg) = config.apps.get(app) {
+            let hooks_cfg = &app_cfg.hooks;
             let hook = match ev.kind {
-                EventKind::Started => app_cfg
-                    .hooks
-                    .pre_rollout
-                    .clone()
-                    .map(|u| ("pre_rollout", u)),
-                EventKind::Promoted => app_cfg
-                    .hooks
-                    .post_rollout
-                    .clone()
-                    .map(|u| ("post_rollout", u)),
-                EventKind::RolledBack => app_cfg.hooks.rollback.clone().map(|u| ("rollback", u)),
+                EventKind::Started => hooks_cfg.pre_rollout.clone().map(|u| ("pre_rollout", u)),
+                EventKind::Promoted => hooks_cfg.post_rollout.clone().map(|u| ("post_rollout", u)),
+                EventKind::RolledBack => hooks_cfg.rollback.clone().map(|u| ("rollback", u)),
                 _ => None,
             };
             if let (Some((hook, url)), Some(hooks)) = (hook, &self.hooks) {
@@ -399,24 +419,19 @@ impl Controller {
                     hook,
                     url,
                     event: ev.clone(),
-                    timeout: app_cfg.hooks.timeout,
+                    timeout: hooks_cfg.timeout,
                 });
             }
         }
-        let s = &transition.state;
-        match &transition.event {
-            Some(ev) => tracing::info!(
-                app,
-                event = ev.kind.as_str(),
-                version = s.canary_version.as_deref().unwrap_or("-"),
-                phase = s.phase.as_str(),
-                weight = s.canary_weight,
-                reason = %ev.reason,
-                "transition"
-            ),
-            None => tracing::debug!(app, generation = s.generation, "state changed"),
-        }
-        Ok(transition.state)
+        tracing::info!(
+            app,
+            event = ev.kind.as_str(),
+            version = s.canary_version.as_deref().unwrap_or("-"),
+            phase = s.phase.as_str(),
+            weight = s.canary_weight,
+            reason = %ev.reason,
+            "transition"
+        );
     }
 
     /// Reads the config file again and applies it (see [`Controller::reload`]).
@@ -538,7 +553,7 @@ impl Controller {
         tokio::task::spawn_blocking(move || store.save(&to_save))
             .await
             .expect("state writer panicked")
-            .map_err(ControlError::Persist)?;
+            .map_err(|e| ControlError::Persist(e.to_string()))?;
         *guard = candidate;
         *self.published.write().expect("poisoned") = Arc::new(publish(&guard_config, &guard));
         drop(guard);
@@ -708,12 +723,21 @@ impl Controller {
                 decisions.push((app.name.clone(), result));
             }
         }
-        for (app, result) in decisions {
-            let input = Input::Analysis {
-                verdict: result.verdict,
-                reason: result.reason,
-            };
-            if let Err(e) = self.command(&app, input).await {
+        let inputs: Vec<(String, Input)> = decisions
+            .into_iter()
+            .map(|(app, r)| {
+                (
+                    app,
+                    Input::Analysis {
+                        verdict: r.verdict,
+                        reason: r.reason,
+                    },
+                )
+            })
+            .collect();
+        let apps: Vec<String> = inputs.iter().map(|(a, _)| a.clone()).collect();
+        for (app, result) in apps.iter().zip(self.apply(inputs).await) {
+            if let Err(e) = result {
                 tracing::error!(app = %app, error = %e, "verdict not applied");
             }
         }

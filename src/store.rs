@@ -166,6 +166,7 @@ impl Store for FileStore {
 pub struct MemStore {
     state: Mutex<Option<StateFile>>,
     fail_writes: std::sync::atomic::AtomicBool,
+    saves: std::sync::atomic::AtomicUsize,
 }
 
 impl MemStore {
@@ -179,6 +180,11 @@ impl MemStore {
     pub fn fail_writes(&self, fail: bool) {
         self.fail_writes
             .store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many times the state was written.
+    pub fn saves(&self) -> usize {
+        self.saves.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn snapshot(&self) -> Option<StateFile> {
@@ -199,6 +205,7 @@ impl Store for MemStore {
             });
         }
         *self.state.lock().expect("poisoned") = Some(state.clone());
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

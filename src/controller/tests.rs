@@ -420,3 +420,39 @@ async fn a_new_release_skips_the_collection_that_began_before_it_but_decisions_l
     assert_eq!(requests, vec![0.0, 400.0, 400.0]);
     assert_eq!(c.published().apps["api"].canary_weight, 50);
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_tick_writes_the_state_once_whatever_the_number_of_apps() {
+    let mut src = String::new();
+    for i in 0..50 {
+        src.push_str(&format!(
+            "[apps.a{i}]\nrule = \"Host(`a{i}`)\"\nslots = {{ blue = [\"http://127.0.0.1:1\"], green = [\"http://127.0.0.1:2\"] }}\ninitial_stable = \"blue\"\n[apps.a{i}.analysis]\ninterval = \"10s\"\nsteps = [10, 50]\n"
+        ));
+    }
+    let store = Arc::new(MemStore::default());
+    let source = FakeSource::new(vec![Err(SourceError::Unreachable("down".into()))]);
+    let c = Arc::new(
+        Controller::load(Arc::new(parse(&src)), store.clone())
+            .unwrap()
+            .with_source(source),
+    );
+    for i in 0..50 {
+        c.command(
+            &format!("a{i}"),
+            Input::Start {
+                version: "v2".into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let before = store.saves();
+    // Every app's first inconclusive verdict changes its state (the wait starts): 50 changes.
+    run_ticks(&c, 1).await;
+    assert!(c
+        .published()
+        .apps
+        .values()
+        .all(|s| s.inconclusive_since_ms.is_some()));
+    assert_eq!(store.saves(), before + 1);
+}
