@@ -56,7 +56,7 @@ async fn every_dashboard_expression_returns_data_during_a_real_rollout() {
     assert!(!dashboards.is_empty(), "no dashboards in {}", dir.display());
 
     let opts = Options {
-        analysis: "interval = \"2s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nmax_latency = \"500ms\"\n",
+        analysis: "interval = \"2s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nmax_latency = \"500ms\"\nlatency_tolerance = \"100ms\"\n",
         prometheus: true,
         error_rates: (0.01, 0.01),
         ..Options::default()

@@ -13,7 +13,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-const ANALYSIS: &str = "interval = \"1s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\n";
+/// Latency is not the subject here: on a loaded machine p99s are noisy, so it gets room.
+const ANALYSIS: &str = "interval = \"1s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nlatency_tolerance = \"100ms\"\n";
 
 fn kinds(events: &[common::Received], field: &str) -> Vec<String> {
     events

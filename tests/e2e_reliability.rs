@@ -153,7 +153,7 @@ async fn config_reload_applies_a_good_file_and_refuses_a_bad_one_without_losing_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_twenty_random_points_it_resumes_loses_no_event_and_serves_no_partial_config() {
     let opts = Options {
-        analysis: "interval = \"1s\"\nsteps = [10, 20, 30, 40, 50, 60, 70, 80, 90]\nmin_requests = 10\nerror_ratio_tolerance = 0.1\nfailure_limit = 2\n",
+        analysis: "interval = \"1s\"\nsteps = [10, 20, 30, 40, 50, 60, 70, 80, 90]\nmin_requests = 10\nerror_ratio_tolerance = 0.1\nfailure_limit = 2\nlatency_tolerance = \"100ms\"\n",
         ..Options::default()
     };
     let stack = Stack::start(opts).await;
