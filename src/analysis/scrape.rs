@@ -105,12 +105,14 @@ pub fn parse_page(text: &str) -> Result<Page, SourceError> {
 
 /// Per-service increases from `prev` to `cur`, for the services in `wanted`.
 pub fn increases(prev: &Page, cur: &Page, wanted: &[String]) -> Collected {
+    // A set: a page holds tens of thousands of series and there may be thousands of services.
+    let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
     let mut out: BTreeMap<String, SideSample> = BTreeMap::new();
     for (key, &value) in cur {
         let service = match key {
             SeriesKey::Requests { service, .. } | SeriesKey::Bucket { service, .. } => service,
         };
-        if !wanted.iter().any(|w| w == service) {
+        if !wanted.contains(service.as_str()) {
             continue;
         }
         let delta = match prev.get(key) {
