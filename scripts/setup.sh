@@ -12,7 +12,10 @@ venv="$here/.tools/venv"
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 have_traefik() {
-  [ -x "$venv/bin/traefik" ] && "$venv/bin/traefik" version 2>/dev/null | grep -q "$TRAEFIK_VERSION"
+  # Capture first: with pipefail, `| grep -q` may close the pipe before traefik has written
+  # everything, and traefik's SIGPIPE would then fail the check.
+  local out
+  [ -x "$venv/bin/traefik" ] && out=$("$venv/bin/traefik" version 2>/dev/null) && [[ $out == *"$TRAEFIK_VERSION"* ]]
 }
 
 if have_traefik; then
