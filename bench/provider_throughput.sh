@@ -169,10 +169,13 @@ r = {int(k): v for k, v in json.loads(sys.argv[1]).items()}
 for n, v in sorted(r.items()):
     print(f"- {n:,} apps: canary-pilot serves {v:.2f} × nginx's requests/s "
           f"(goal: at least 0.7): {'met' if v >= 0.7 else 'not met'}.")
+print("- wrk, the server under test and the idle other server share the CPUs, and the machine "
+      "ran other work at the same time (see the load averages above), so single rounds vary; the "
+      "alternating order and the median of the rounds are there for that.")
 print("- Traefik polls this endpoint once per `pollInterval` per Traefik replica (1 s in the "
-      "shipped configs), so even the lowest figure above is orders of magnitude more than a "
-      "deployment asks of it; the comparison with nginx shows the cost of serving from memory "
-      "through axum against a static file server, not a capacity limit that matters in practice.")
+      "shipped configs): even the lowest figure above is thousands of times what a deployment asks "
+      "of it. The comparison with nginx is about the cost of one request, not about a capacity "
+      "that matters in practice.")
 PYEOF
 )
 EOF

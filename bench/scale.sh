@@ -283,12 +283,13 @@ if tb["fixture_scrapes"] is not None and tb["ticks"]:
           f"(one scrape per tick).")
 b = json.load(open(f"{work}/burst.json"))
 if b["first_rollback_s"] is not None:
+    spread = b["last_rollback_s"] - b["first_rollback_s"]
     print(f"- **Burst**: with every canary failing at once, the first app was rolled back "
           f"{b['first_rollback_s']} s after the change and the last one {b['last_rollback_s']} s after it "
-          f"(longest tick {ms(b['max_tick_s'])}): the rollbacks of one tick are applied one app after "
-          f"the other, each persisting the state and re-rendering the whole Traefik document before "
-          f"the next, so the last app's canary keeps its traffic {b['last_rollback_s'] - b['first_rollback_s']:.1f} s "
-          f"longer than the first's.")
+          f"(longest tick {ms(b['max_tick_s'])}, {b['cpu_s']} s of CPU)" +
+          (f": the last app's canary kept its traffic {spread:.1f} s longer than the first's." if spread >= 1 else
+           ": the rollbacks decided in one tick were applied together.") +
+          " The first comes within one interval (5 s) plus the fixture's 1 s refresh.")
 errs = sum(x["source_errors"] for x in d.values())
 print(f"- Failed collections during the measurements: {errs:.0f}.")
 PYEOF
@@ -298,29 +299,29 @@ EOF
 
 ## Where the time goes (a profile, not re-measured by this script)
 
-`perf record` on the controller while writing this benchmark (same fixture, 1,000 apps,
-`traefik` source, every check computed), share of CPU samples in steady state:
+\`perf record\` on the controller (release build of 2026-11-22 02:04 UTC, the one that produced the
+tables above; same fixture, 1,000 apps, \`traefik\` source, every check computed), share of CPU
+samples:
 
-- 38 %: the judge's error check, `analysis::stats::prob_exceeds_by` (the 256-cell integral of
-  Beta CDFs: `beta_cf`, `ln_gamma`), for every app every tick;
-- 30 %: `analysis::scrape::parse_page` (`prometheus_parse`: a regex per line, one `String` per
-  line) of the 7 MB page;
-- 28 %: `analysis::scrape::increases`, where `wanted.iter().any(|w| w == service)` scans the
-  2,000 wanted services for each of the 54,000 series: O(series × services), so this part grows
-  with the square of the number of apps.
-
-Per state change (a `start`, an app's first inconclusive verdict, a step, ...),
-`Controller::command` → `publish` re-renders the whole Traefik document for every app (through
-`serde_json::Value`) and clones the event log: about 90 % of a `start`'s CPU, 60–100 ms per
-change at 1,000 apps on this machine. Hence the time to start 1,000 releases above, and a tick in
-which many apps change state at once (the first analysis after many starts, the burst above)
-takes that long for each app that changed.
+- steady state: 62 % in the judge's error check, \`analysis::stats::prob_exceeds_by\` (the
+  256-cell integral of Beta CDFs; \`beta_cf\` alone 48 %), for every app every tick; 28 % in
+  \`analysis::scrape::parse_page\` (\`prometheus_parse\`, a regex per line, one \`String\` per line)
+  of the 7 MB page; 6 % in \`analysis::scrape::increases\`. (A build from earlier the same day
+  scanned the 2,000 wanted services linearly for each of the 54,000 series there: 28 % of the
+  samples, O(series × services). The build measured here looks them up in a set.)
+- \`POST .../start\`: 79 % in \`controller::publish\` → \`provider::render\`, which re-renders the
+  whole Traefik document (every app, through \`serde_json::Value\`) on each change: the cost of one
+  start grows with the number of apps, hence the time to start 1,000 releases above. (The same
+  earlier build also applied a tick's verdicts one app at a time, each persisted and rendered
+  before the next: in its runs of this benchmark the burst's 1,000 rollbacks were spread over
+  42–50 s, from the first to the last. The build measured here applies a tick's verdicts
+  together.)
 
 Memory, checked by hand the same day: the 1,000-app config served with no release under way holds
-43 MiB (its own `/metrics` page is then 3 MB); a `--quick` run with `MALLOC_ARENA_MAX=2` still
-showed 144 MiB under analysis with either source, so most of the rest is live data of the
-analysis (per-app windows, the last 10 analyses of every app with their texts, per-app metric
-families), not memory held by the allocator's per-thread arenas.
+43 MiB (its own \`/metrics\` page is then 3 MB); a \`--quick\` run with \`MALLOC_ARENA_MAX=2\` (earlier
+build) still showed 144 MiB under analysis with either source, so most of the rest is live data
+of the analysis (per-app windows, the last 10 analyses of every app with their texts, per-app
+metric families), not memory held by the allocator's per-thread arenas.
 NOTES
 } >"$out"
 blog "wrote $out (${elapsed}s)"
