@@ -299,18 +299,18 @@ EOF
 
 ## Where the time goes (a profile, not re-measured by this script)
 
-\`perf record\` on the controller (release build of 2026-11-22 02:04 UTC, the one that produced the
-tables above; same fixture, 1,000 apps, \`traefik\` source, every check computed), share of CPU
+`perf record` on the controller (release build of 2026-11-22 02:04 UTC, the one that produced the
+tables above; same fixture, 1,000 apps, `traefik` source, every check computed), share of CPU
 samples:
 
-- steady state: 62 % in the judge's error check, \`analysis::stats::prob_exceeds_by\` (the
-  256-cell integral of Beta CDFs; \`beta_cf\` alone 48 %), for every app every tick; 28 % in
-  \`analysis::scrape::parse_page\` (\`prometheus_parse\`, a regex per line, one \`String\` per line)
-  of the 7 MB page; 6 % in \`analysis::scrape::increases\`. (A build from earlier the same day
+- steady state: 62 % in the judge's error check, `analysis::stats::prob_exceeds_by` (the
+  256-cell integral of Beta CDFs; `beta_cf` alone 48 %), for every app every tick; 28 % in
+  `analysis::scrape::parse_page` (`prometheus_parse`, a regex per line, one `String` per line)
+  of the 7 MB page; 6 % in `analysis::scrape::increases`. (A build from earlier the same day
   scanned the 2,000 wanted services linearly for each of the 54,000 series there: 28 % of the
   samples, O(series × services). The build measured here looks them up in a set.)
-- \`POST .../start\`: 79 % in \`controller::publish\` → \`provider::render\`, which re-renders the
-  whole Traefik document (every app, through \`serde_json::Value\`) on each change: the cost of one
+- `POST .../start`: 79 % in `controller::publish` → `provider::render`, which re-renders the
+  whole Traefik document (every app, through `serde_json::Value`) on each change: the cost of one
   start grows with the number of apps, hence the time to start 1,000 releases above. (The same
   earlier build also applied a tick's verdicts one app at a time, each persisted and rendered
   before the next: in its runs of this benchmark the burst's 1,000 rollbacks were spread over
@@ -318,7 +318,7 @@ samples:
   together.)
 
 Memory, checked by hand the same day: the 1,000-app config served with no release under way holds
-43 MiB (its own \`/metrics\` page is then 3 MB); a \`--quick\` run with \`MALLOC_ARENA_MAX=2\` (earlier
+43 MiB (its own `/metrics` page is then 3 MB); a `--quick` run with `MALLOC_ARENA_MAX=2` (earlier
 build) still showed 144 MiB under analysis with either source, so most of the rest is live data
 of the analysis (per-app windows, the last 10 analyses of every app with their texts, per-app
 metric families), not memory held by the allocator's per-thread arenas.
