@@ -254,10 +254,14 @@ fn error_check(
             ),
         );
     }
+    let p_worse = prob_exceeds_by(pc, ps, tol);
+    // The overwhelming margin is at least the tolerance, so its probability is at most
+    // `p_worse`: only worth computing when `p_worse` reaches the evidence it needs.
     let margin = (5.0 * tol).max(0.05);
-    let p_overwhelming = prob_exceeds_by(pc, ps, margin);
-    if p_overwhelming >= OVERWHELMING_EVIDENCE {
-        return out(
+    if p_worse >= OVERWHELMING_EVIDENCE {
+        let p_overwhelming = prob_exceeds_by(pc, ps, margin);
+        if p_overwhelming >= OVERWHELMING_EVIDENCE {
+            return out(
             Verdict::Critical,
             format!(
                 "canary {} is overwhelmingly worse than stable {} (P(worse by > {}) = {p_overwhelming:.4})",
@@ -266,8 +270,8 @@ fn error_check(
                 pct(margin)
             ),
         );
+        }
     }
-    let p_worse = prob_exceeds_by(pc, ps, tol);
     if p_worse >= FAIL_EVIDENCE {
         out(
             Verdict::Fail,

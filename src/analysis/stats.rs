@@ -74,16 +74,25 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
     h
 }
 
+/// ln of the normalizing constant of Beta(a, b): ln Γ(a + b) − ln Γ(a) − ln Γ(b).
+fn ln_norm(a: f64, b: f64) -> f64 {
+    ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b)
+}
+
 /// The regularized incomplete beta function I_x(a, b): the CDF of Beta(a, b) at x.
 pub fn beta_cdf(x: f64, a: f64, b: f64) -> f64 {
+    beta_cdf_normed(x, a, b, ln_norm(a, b))
+}
+
+/// [`beta_cdf`] with the normalizing constant computed once by the caller.
+fn beta_cdf_normed(x: f64, a: f64, b: f64, ln_norm: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
     if x >= 1.0 {
         return 1.0;
     }
-    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
-    let front = ln_front.exp();
+    let front = (ln_norm + a * x.ln() + b * (1.0 - x).ln()).exp();
     if x < (a + 1.0) / (a + b + 2.0) {
         front * beta_cf(a, b, x) / a
     } else {
@@ -93,16 +102,12 @@ pub fn beta_cdf(x: f64, a: f64, b: f64) -> f64 {
 
 /// The x with `beta_cdf(x, a, b) = p`, by bisection.
 pub fn beta_quantile(p: f64, a: f64, b: f64) -> f64 {
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
-    for _ in 0..64 {
-        let mid = 0.5 * (lo + hi);
-        if beta_cdf(mid, a, b) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
+    RatePosterior {
+        a,
+        b,
+        ln_norm: ln_norm(a, b),
     }
-    0.5 * (lo + hi)
+    .quantile(p, 0.0)
 }
 
 /// Posterior of a Bernoulli rate after `failures` of `trials`, with the Jeffreys prior
@@ -111,46 +116,96 @@ pub fn beta_quantile(p: f64, a: f64, b: f64) -> f64 {
 pub struct RatePosterior {
     pub a: f64,
     pub b: f64,
+    /// `ln_norm(a, b)`, computed once: every CDF evaluation needs it.
+    ln_norm: f64,
 }
 
 impl RatePosterior {
     pub fn new(failures: f64, trials: f64) -> Self {
         let failures = failures.clamp(0.0, trials.max(0.0));
+        let (a, b) = (failures + 0.5, (trials - failures).max(0.0) + 0.5);
         RatePosterior {
-            a: failures + 0.5,
-            b: (trials - failures).max(0.0) + 0.5,
+            a,
+            b,
+            ln_norm: ln_norm(a, b),
         }
     }
 
     pub fn cdf(&self, x: f64) -> f64 {
-        beta_cdf(x, self.a, self.b)
+        beta_cdf_normed(x, self.a, self.b, self.ln_norm)
     }
 
     /// P(rate > x).
     pub fn prob_above(&self, x: f64) -> f64 {
         1.0 - self.cdf(x)
     }
+
+    /// Standard deviation of the posterior.
+    pub fn sd(&self) -> f64 {
+        let n = self.a + self.b;
+        (self.a * self.b / (n * n * (n + 1.0))).sqrt()
+    }
+
+    /// The x with `cdf(x) = p`, by bisection until the bracket is narrower than `precision`
+    /// (at most 64 halvings; 0 means all 64).
+    fn quantile(&self, p: f64, precision: f64) -> f64 {
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..64 {
+            if hi - lo <= precision {
+                break;
+            }
+            let mid = 0.5 * (lo + hi);
+            if self.cdf(mid) < p {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
 }
+
+/// Cells of the integral in [`prob_exceeds_by`].
+const CELLS: usize = 64;
 
 /// P(p_canary − p_stable > margin) under independent posteriors.
 ///
 /// Computed as Σ over cells of stable's posterior [x_i, x_{i+1}] of
 /// P(stable in cell) · P(canary > midpoint + margin), on a grid of `CELLS` cells spanning stable's
-/// posterior from its 1e-10 to its 1 − 1e-10 quantile, so sharp (large n) and skewed (few
-/// errors) posteriors are both resolved.
+/// posterior up to its 1 − 1e-10 quantile. The grid starts at stable's 1e-10 quantile and is
+/// uniform when stable's posterior is bell-shaped; when it is skewed against 0 (few errors) the
+/// cells are spaced quadratically, narrow where its density is steep. The first cell takes all
+/// of the mass below it. The grid's ends are found to a thousandth of stable's standard
+/// deviation, which is all a cell's width needs, and the sum stops once the canary's tail is 0.
 pub fn prob_exceeds_by(canary: RatePosterior, stable: RatePosterior, margin: f64) -> f64 {
-    const CELLS: usize = 256;
-    let lo = beta_quantile(1e-10, stable.a, stable.b);
-    let hi = beta_quantile(1.0 - 1e-10, stable.a, stable.b);
-    let width = (hi - lo) / CELLS as f64;
+    integrate(canary, stable, margin, CELLS, stable.sd() * 1e-3)
+}
+
+/// The integral of [`prob_exceeds_by`] on `cells` cells, grid ends found to `precision`.
+fn integrate(
+    canary: RatePosterior,
+    stable: RatePosterior,
+    margin: f64,
+    cells: usize,
+    precision: f64,
+) -> f64 {
+    let lo = stable.quantile(1e-10, precision);
+    let hi = stable.quantile(1.0 - 1e-10, precision);
+    // Below a = 8 the density climbs steeply out of 0 (and is unbounded below a = 1).
+    let power = if stable.a < 8.0 { 2 } else { 1 };
+    let at = |i: usize| lo + (hi - lo) * (i as f64 / cells as f64).powi(power);
     let mut prob = 0.0;
-    let mut cdf_prev = stable.cdf(lo);
-    for i in 0..CELLS {
-        let x1 = lo + width * (i + 1) as f64;
-        let cdf_next = stable.cdf(x1);
-        let mid = lo + width * (i as f64 + 0.5);
-        prob += (cdf_next - cdf_prev) * canary.prob_above(mid + margin);
-        cdf_prev = cdf_next;
+    let mut cdf_prev = 0.0;
+    let mut x_prev = lo;
+    for i in 1..=cells {
+        let x = at(i);
+        let cdf = stable.cdf(x);
+        let tail = canary.prob_above(0.5 * (x_prev + x) + margin);
+        prob += (cdf - cdf_prev) * tail;
+        if tail <= 0.0 {
+            break;
+        }
+        (cdf_prev, x_prev) = (cdf, x);
     }
     prob.clamp(0.0, 1.0)
 }
@@ -239,6 +294,46 @@ mod tests {
             let q = prob_exceeds_by(c, s, margin);
             assert!(close(q, normal, 0.02), "margin {margin}: {q} vs {normal}");
         }
+    }
+
+    /// The same integral on 16,384 cells with the grid's ends bisected to the last bit: the
+    /// reference the judge's 64 cells must agree with.
+    fn prob_exceeds_by_fine(canary: RatePosterior, stable: RatePosterior, margin: f64) -> f64 {
+        integrate(canary, stable, margin, 1 << 14, 0.0)
+    }
+
+    #[test]
+    fn exceedance_agrees_with_a_fine_integral() {
+        let mut worst = 0.0f64;
+        for (cf, cn) in [
+            (0.0, 100.0),
+            (1.0, 100.0),
+            (5.0, 500.0),
+            (60.0, 6000.0),
+            (300.0, 1000.0),
+        ] {
+            for (sf, sn) in [
+                (0.0, 900.0),
+                (9.0, 900.0),
+                (45.0, 45_000.0),
+                (2.0, 100.0),
+                (5000.0, 500_000.0),
+            ] {
+                for margin in [0.0, 0.001, 0.01, 0.05] {
+                    let (c, s) = (RatePosterior::new(cf, cn), RatePosterior::new(sf, sn));
+                    let (fast, fine) = (
+                        prob_exceeds_by(c, s, margin),
+                        prob_exceeds_by_fine(c, s, margin),
+                    );
+                    worst = worst.max((fast - fine).abs());
+                    assert!(
+                        (fast - fine).abs() < 2e-3,
+                        "canary {cf}/{cn}, stable {sf}/{sn}, margin {margin}: {fast} vs {fine}"
+                    );
+                }
+            }
+        }
+        eprintln!("largest difference: {worst:e}");
     }
 
     /// Abramowitz–Stegun 7.1.26, for the test's reference values only.
