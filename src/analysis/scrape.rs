@@ -4,13 +4,15 @@
 //! Increases are computed per raw series (every label set of `traefik_service_requests_total`
 //! and of each `traefik_service_request_duration_seconds` bucket), then summed per service and
 //! across Traefik replicas:
-//! - the first scrape of a URL (and the first after that URL failed) is only a baseline;
+//! - the first scrape of a URL (and the first after that URL failed) is only a baseline, and so
+//!   is the first page read for a service (an app added by a reload);
 //! - a series that went down was reset (a Traefik restart): its increase is its new value;
 //! - a series that is new since the last scrape (a first 5xx, a service re-added after it
 //!   vanished) started at 0: its increase is its value.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use url::Url;
@@ -21,114 +23,218 @@ use super::{BoxFuture, Collected, MetricsSource, SideSample, SourceError};
 pub const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
 const REQUESTS: &str = "traefik_service_requests_total";
-const DURATION: &str = "traefik_service_request_duration_seconds";
+const BUCKET: &str = "traefik_service_request_duration_seconds_bucket";
 
-/// Identity of one raw series we track.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SeriesKey {
-    /// A requests counter: service, code, the other labels.
-    Requests {
-        service: String,
-        code: String,
-        rest: String,
-    },
-    /// A duration bucket: service, `le` as bits, the other labels.
-    Bucket {
-        service: String,
-        le: u64,
-        rest: String,
-    },
+/// What one raw series counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeriesKind {
+    /// A requests counter; `error` when its code is 5xx.
+    Requests { error: bool },
+    /// A duration bucket, `le` as bits.
+    Bucket { le: u64 },
 }
 
-/// Cumulative values of one page.
-pub type Page = HashMap<SeriesKey, f64>;
+/// Identity of one raw series we track: its service, what it counts, and every other label
+/// (sorted `name=value` pairs; for buckets without `le`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesKey {
+    pub service: Arc<str>,
+    pub kind: SeriesKind,
+    pub labels: Box<str>,
+}
 
-/// Parses a Traefik `/metrics` page into the series we track. Garbage lines are skipped; a page
-/// without a single Traefik service series is still a valid (empty) page.
-pub fn parse_page(text: &str) -> Result<Page, SourceError> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .map_err(|e| SourceError::Invalid(format!("cannot parse metrics page: {e}")))?;
-    let mut page = Page::new();
-    for sample in scrape.samples {
-        let Some(service) = sample.labels.get("service").map(str::to_string) else {
+/// The tracked series of one page, with the services that were asked for when it was read: a
+/// service missing from them has no baseline in this page.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    wanted: HashSet<Arc<str>>,
+    series: HashMap<SeriesKey, f64>,
+}
+
+impl Page {
+    /// A baseline at 0 for `services`: as if every series of theirs had been 0.
+    pub fn zero(services: &[String]) -> Page {
+        Page {
+            wanted: services.iter().map(|s| Arc::from(s.as_str())).collect(),
+            series: HashMap::new(),
+        }
+    }
+
+    /// How many series the page holds.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+/// Parses a Traefik `/metrics` page, keeping the series of `services` only. Lines that are not
+/// a requests counter or a duration bucket are skipped without being parsed further; malformed
+/// lines, and values no counter can take (negative, NaN, infinite), are left out. A page without
+/// a single `traefik_` sample is an error: whatever answered is not Traefik's metrics.
+pub fn parse_page(text: &str, services: &[String]) -> Result<Page, SourceError> {
+    let mut page = Page::zero(services);
+    let mut traefik = false;
+    for line in text.lines() {
+        if !line.starts_with("traefik_") {
+            continue;
+        }
+        traefik = true;
+        let (kind_is_requests, rest) = if let Some(rest) = line.strip_prefix(REQUESTS) {
+            (true, rest)
+        } else if let Some(rest) = line.strip_prefix(BUCKET) {
+            (false, rest)
+        } else {
             continue;
         };
-        let rest = |skip: &[&str]| {
-            let mut pairs: Vec<(&String, &String)> = sample
-                .labels
-                .iter()
-                .filter(|(k, _)| !skip.contains(&k.as_str()))
-                .collect();
-            pairs.sort();
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
+        let Some((labels, value)) = parse_sample(rest) else {
+            continue;
         };
-        match (sample.metric.as_str(), &sample.value) {
-            (
-                REQUESTS,
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
-            ) if v.is_finite() && *v >= 0.0 => {
-                // A counter is finite and never negative: anything else is garbage, left out.
-                let code = sample.labels.get("code").unwrap_or("").to_string();
-                page.insert(
-                    SeriesKey::Requests {
-                        service,
-                        code,
-                        rest: rest(&["service", "code"]),
-                    },
-                    *v,
-                );
-            }
-            (DURATION, prometheus_parse::Value::Histogram(buckets)) => {
-                let rest = rest(&["service", "le"]);
-                for b in buckets {
-                    if b.less_than >= 0.0 && b.count.is_finite() && b.count >= 0.0 {
-                        page.insert(
-                            SeriesKey::Bucket {
-                                service: service.clone(),
-                                le: b.less_than.to_bits(),
-                                rest: rest.clone(),
-                            },
-                            b.count,
-                        );
-                    }
-                }
-            }
-            _ => {}
+        if !(value.is_finite() && value >= 0.0) {
+            continue;
         }
+        let Some(service) = labels
+            .iter()
+            .find(|(k, _)| *k == "service")
+            .and_then(|(_, v)| page.wanted.get(v.as_ref()))
+            .cloned()
+        else {
+            continue;
+        };
+        let label = |name: &str| labels.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+        let kind = if kind_is_requests {
+            SeriesKind::Requests {
+                error: label("code").is_some_and(|c| c.starts_with('5')),
+            }
+        } else {
+            match label("le").and_then(|le| le.parse::<f64>().ok()) {
+                Some(le) if le >= 0.0 => SeriesKind::Bucket { le: le.to_bits() },
+                _ => continue,
+            }
+        };
+        let mut others: Vec<&(&str, Cow<str>)> = labels
+            .iter()
+            .filter(|(k, _)| *k != "service" && *k != "le")
+            .collect();
+        others.sort();
+        let mut key_labels = String::new();
+        for (k, v) in others {
+            if !key_labels.is_empty() {
+                key_labels.push(',');
+            }
+            key_labels.push_str(k);
+            key_labels.push('=');
+            key_labels.push_str(v);
+        }
+        page.series.insert(
+            SeriesKey {
+                service,
+                kind,
+                labels: key_labels.into_boxed_str(),
+            },
+            value,
+        );
+    }
+    if !traefik && !text.trim().is_empty() {
+        return Err(SourceError::Invalid(
+            "no traefik_ metric on the page: is the URL Traefik's metrics endpoint \
+             (metrics.prometheus enabled, e.g. http://traefik:8082/metrics)?"
+                .into(),
+        ));
     }
     Ok(page)
 }
 
-/// Per-service increases from `prev` to `cur`, for the services in `wanted`.
-pub fn increases(prev: &Page, cur: &Page, wanted: &[String]) -> Collected {
-    // A set: a page holds tens of thousands of series and there may be thousands of services.
-    let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+/// A sample's labels, in the page's order.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// Parses what follows a metric name in the text exposition format: `{labels} value
+/// [timestamp]`. `None` when the line is malformed.
+fn parse_sample(rest: &str) -> Option<(Labels<'_>, f64)> {
+    let mut labels = Vec::new();
+    let mut s = rest;
+    // The name ends at `{` or at whitespace (which may come before the `{`).
+    if !s.starts_with(['{', ' ', '\t']) {
+        return None;
+    }
+    if let Some(after) = s.trim_start_matches([' ', '\t']).strip_prefix('{') {
+        s = after;
+        loop {
+            s = s.trim_start();
+            if let Some(after) = s.strip_prefix('}') {
+                s = after;
+                break;
+            }
+            let eq = s.find('=')?;
+            let name = s[..eq].trim();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return None;
+            }
+            s = s[eq + 1..].trim_start().strip_prefix('"')?;
+            let (value, after) = parse_label_value(s)?;
+            labels.push((name, value));
+            s = after.trim_start();
+            if let Some(after) = s.strip_prefix(',') {
+                s = after;
+            } else if !s.starts_with('}') {
+                return None;
+            }
+        }
+    }
+    // The value must be separated from the name or the labels.
+    if !s.starts_with([' ', '\t']) {
+        return None;
+    }
+    let value = s.split_ascii_whitespace().next()?.parse::<f64>().ok()?;
+    Some((labels, value))
+}
+
+/// Reads a label value up to its closing quote (the opening one already consumed), undoing the
+/// format's escapes (`\\`, `\"`, `\n`). Returns the value and what follows the quote.
+fn parse_label_value(s: &str) -> Option<(Cow<'_, str>, &str)> {
+    let end = s.find(['"', '\\'])?;
+    if s.as_bytes()[end] == b'"' {
+        return Some((Cow::Borrowed(&s[..end]), &s[end + 1..]));
+    }
+    let mut out = String::from(&s[..end]);
+    let mut chars = s[end..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((Cow::Owned(out), &s[end + i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Per-service increases from `prev` to `cur`. A service that `prev` was not read for has no
+/// baseline yet: it is left out (its next page counts from this one).
+pub fn increases(prev: &Page, cur: &Page) -> Collected {
     let mut out: BTreeMap<String, SideSample> = BTreeMap::new();
-    for (key, &value) in cur {
-        let service = match key {
-            SeriesKey::Requests { service, .. } | SeriesKey::Bucket { service, .. } => service,
-        };
-        if !wanted.contains(service.as_str()) {
+    for (key, &value) in &cur.series {
+        if !prev.wanted.contains(&key.service) {
             continue;
         }
-        let delta = match prev.get(key) {
+        let delta = match prev.series.get(key) {
             Some(&p) if value >= p => value - p,
             // Went down: reset; or new: started at 0.
             _ => value,
         };
-        let side = out.entry(service.clone()).or_default();
-        match key {
-            SeriesKey::Requests { code, .. } => {
+        let side = out.entry(key.service.to_string()).or_default();
+        match key.kind {
+            SeriesKind::Requests { error } => {
                 side.requests += delta;
-                if code.starts_with('5') {
+                if error {
                     side.errors += delta;
                 }
             }
-            SeriesKey::Bucket { le, .. } => side.latency.add_bucket(f64::from_bits(*le), delta),
+            SeriesKind::Bucket { le } => side.latency.add_bucket(f64::from_bits(le), delta),
         }
     }
     out
@@ -216,11 +322,14 @@ impl MetricsSource for TraefikScrape {
             let mut first_error = None;
             for url in &self.urls {
                 let page = match self.fetch(url).await {
-                    Ok(text) => tokio::task::spawn_blocking(move || parse_page(&text))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(SourceError::Invalid(format!("parser failed: {e}")))
-                        }),
+                    Ok(text) => {
+                        let services = services.to_vec();
+                        tokio::task::spawn_blocking(move || parse_page(&text, &services))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(SourceError::Invalid(format!("parser failed: {e}")))
+                            })
+                    }
                     Err(e) => Err(e),
                 };
                 if let Err(e) = &page {
@@ -232,7 +341,7 @@ impl MetricsSource for TraefikScrape {
             let mut total: Collected = BTreeMap::new();
             for (i, page) in pages.into_iter().enumerate() {
                 if let (Some(prev), Some(cur)) = (last[i].as_ref(), &page) {
-                    for (service, inc) in increases(prev, cur, services) {
+                    for (service, inc) in increases(prev, cur) {
                         total.entry(service).or_default().add(&inc);
                     }
                 }

@@ -33,8 +33,8 @@ fn page(service: &str, ok: u64, errors: u64) -> String {
 
 #[test]
 fn fixture_page_sums_requests_errors_and_buckets_per_service() {
-    let cur = parse_page(FIXTURE).unwrap();
-    let got = increases(&Page::new(), &cur, &wanted());
+    let cur = parse_page(FIXTURE, &wanted()).unwrap();
+    let got = increases(&Page::zero(&wanted()), &cur);
     let canary = &got["app-canary@http"];
     assert_eq!(canary.requests, 1543.0 + 173.0);
     assert_eq!(canary.errors, 173.0);
@@ -49,17 +49,18 @@ fn fixture_page_sums_requests_errors_and_buckets_per_service() {
 
 #[test]
 fn unwanted_services_are_left_out() {
-    let cur = parse_page(FIXTURE).unwrap();
-    let got = increases(&Page::new(), &cur, &["app-canary@http".to_string()]);
+    let only = ["app-canary@http".to_string()];
+    let cur = parse_page(FIXTURE, &only).unwrap();
+    let got = increases(&Page::zero(&only), &cur);
     assert_eq!(got.keys().collect::<Vec<_>>(), vec!["app-canary@http"]);
 }
 
 #[test]
 fn increases_between_pages_handle_growth_reset_and_new_series() {
     let svc = "app-canary@http";
-    let p1 = parse_page(&page(svc, 100, 0)).unwrap();
-    let p2 = parse_page(&page(svc, 150, 5)).unwrap();
-    let d = &increases(&p1, &p2, &wanted())[svc];
+    let p1 = parse_page(&page(svc, 100, 0), &wanted()).unwrap();
+    let p2 = parse_page(&page(svc, 150, 5), &wanted()).unwrap();
+    let d = &increases(&p1, &p2)[svc];
     assert_eq!(
         (d.requests, d.errors),
         (55.0, 5.0),
@@ -67,19 +68,19 @@ fn increases_between_pages_handle_growth_reset_and_new_series() {
     );
 
     // Traefik restarted: counters start again from 0.
-    let p3 = parse_page(&page(svc, 7, 1)).unwrap();
-    let d = &increases(&p2, &p3, &wanted())[svc];
+    let p3 = parse_page(&page(svc, 7, 1), &wanted()).unwrap();
+    let d = &increases(&p2, &p3)[svc];
     assert_eq!((d.requests, d.errors), (8.0, 1.0));
 }
 
 #[test]
 fn a_series_that_vanishes_and_returns_counts_from_zero() {
     let svc = "app-canary@http";
-    let with = parse_page(&page(svc, 500, 0)).unwrap();
-    let without = parse_page(&page("other@http", 1, 0)).unwrap();
-    let back = parse_page(&page(svc, 12, 0)).unwrap();
-    assert!(increases(&with, &without, &wanted()).is_empty());
-    assert_eq!(increases(&without, &back, &wanted())[svc].requests, 12.0);
+    let with = parse_page(&page(svc, 500, 0), &wanted()).unwrap();
+    let without = parse_page(&page("other@http", 1, 0), &wanted()).unwrap();
+    let back = parse_page(&page(svc, 12, 0), &wanted()).unwrap();
+    assert!(increases(&with, &without).is_empty());
+    assert_eq!(increases(&without, &back)[svc].requests, 12.0);
 }
 
 #[test]
@@ -92,8 +93,8 @@ fn garbage_and_truncated_pages_do_not_panic_and_yield_nothing_wrong() {
         &FIXTURE[..FIXTURE.len() / 2],
         &"x".repeat(100_000),
     ] {
-        let page = parse_page(text).unwrap_or_default();
-        let got = increases(&Page::new(), &page, &wanted());
+        let page = parse_page(text, &wanted()).unwrap_or_default();
+        let got = increases(&Page::zero(&wanted()), &page);
         for side in got.values() {
             assert!(side.requests >= 0.0 && side.errors <= side.requests);
         }
@@ -200,7 +201,52 @@ fn negative_and_non_finite_counters_are_left_out() {
                 traefik_service_requests_total{code=\"500\",service=\"app-canary@http\"} NaN\n\
                 traefik_service_requests_total{code=\"502\",service=\"app-canary@http\"} +Inf\n\
                 traefik_service_requests_total{code=\"200\",service=\"app-stable@http\"} 4\n";
-    let got = increases(&Page::new(), &parse_page(text).unwrap(), &wanted());
+    let got = increases(
+        &Page::zero(&wanted()),
+        &parse_page(text, &wanted()).unwrap(),
+    );
     assert!(!got.contains_key("app-canary@http"), "{got:?}");
     assert_eq!(got["app-stable@http"].requests, 4.0);
+}
+
+#[test]
+fn a_service_asked_for_the_first_time_is_only_a_baseline() {
+    let (canary, stable) = ("app-canary@http".to_string(), "app-stable@http".to_string());
+    let text = format!("{}{}", page(&canary, 100, 1), page(&stable, 900, 0));
+    let before = parse_page(&text, std::slice::from_ref(&canary)).unwrap();
+    let text = format!("{}{}", page(&canary, 110, 1), page(&stable, 990, 0));
+    let after = parse_page(&text, &[canary.clone(), stable.clone()]).unwrap();
+    let got = increases(&before, &after);
+    assert_eq!(got[&canary].requests, 10.0);
+    // Not 990: stable's counters were not read before, so this page is its baseline.
+    assert!(!got.contains_key(&stable), "{got:?}");
+}
+
+#[test]
+fn labels_in_any_order_escapes_and_timestamps_are_understood() {
+    let svc = "app-canary@http";
+    let p1 = parse_page(
+        "traefik_service_requests_total{code=\"500\",method=\"GET\",service=\"app-canary@http\"} 4 1700000000000\n\
+         traefik_service_requests_total{code=\"200\",method=\"a\\\"b\\\\c\",service=\"app-canary@http\",} 10\n",
+        &wanted(),
+    )
+    .unwrap();
+    let p2 = parse_page(
+        "traefik_service_requests_total{service=\"app-canary@http\",method=\"GET\",code=\"500\"} 6\n\
+         traefik_service_requests_total { service = \"app-canary@http\" , code=\"200\",method=\"a\\\"b\\\\c\"} 15\n",
+        &wanted(),
+    )
+    .unwrap();
+    assert_eq!(p1.len(), 2);
+    let d = &increases(&p1, &p2)[svc];
+    assert_eq!((d.requests, d.errors), (7.0, 2.0));
+}
+
+#[test]
+fn a_page_that_is_not_traefiks_metrics_is_an_error() {
+    let err = parse_page("<html><body>Not found</body></html>\n", &wanted()).unwrap_err();
+    assert!(err.to_string().contains("no traefik_ metric"), "{err}");
+    // A Traefik with no service traffic yet is a valid, empty page.
+    let page = parse_page("traefik_config_reloads_total 1\n", &wanted()).unwrap();
+    assert!(page.is_empty());
 }
