@@ -6,7 +6,7 @@
 //! (e.g. `10000ms`). Keep the analysis interval at least twice Prometheus' scrape interval, so
 //! that every window holds two samples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -69,10 +69,10 @@ pub fn render_query(template: &str, services: &[String], window: Duration) -> St
 }
 
 #[derive(Debug, Deserialize)]
-struct Response {
+struct Response<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<Data>,
+    #[serde(default, borrow)]
+    data: Option<Data<'a>>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
     #[serde(default)]
@@ -80,20 +80,31 @@ struct Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct Data {
+struct Data<'a> {
     #[serde(rename = "resultType")]
     result_type: String,
-    result: serde_json::Value,
+    /// Read once the type is known to be a vector.
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
+}
+
+/// The labels of a result that canary-pilot reads; others are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Labels {
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub le: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct VectorItem {
-    metric: BTreeMap<String, String>,
-    value: (serde_json::Value, String),
+    metric: Labels,
+    value: (serde::de::IgnoredAny, String),
 }
 
 /// One value per label set of an instant vector.
-pub type Vector = Vec<(BTreeMap<String, String>, f64)>;
+pub type Vector = Vec<(Labels, f64)>;
 
 /// Decodes a `/api/v1/query` answer into an instant vector. Anything else — an error status, a
 /// matrix, a scalar, a string, malformed JSON, values that are not numbers — is an error.
@@ -117,7 +128,7 @@ pub fn decode(body: &[u8]) -> Result<Vector, SourceError> {
             data.result_type
         )));
     }
-    let items: Vec<VectorItem> = serde_json::from_value(data.result)
+    let items: Vec<VectorItem> = serde_json::from_str(data.result.get())
         .map_err(|e| SourceError::Invalid(format!("malformed vector: {e}")))?;
     items
         .into_iter()
@@ -145,26 +156,26 @@ fn parse_prom_float(s: &str) -> Option<f64> {
 pub fn assemble(requests: Vector, errors: Vector, latency: Vector) -> Collected {
     let mut out: Collected = BTreeMap::new();
     for (labels, v) in requests {
-        if let Some(s) = labels.get("service") {
-            out.entry(s.clone()).or_default().requests += v;
+        if let Some(s) = labels.service {
+            out.entry(s).or_default().requests += v;
         }
     }
     for (labels, v) in errors {
-        if let Some(s) = labels.get("service") {
-            out.entry(s.clone()).or_default().errors += v;
+        if let Some(s) = labels.service {
+            out.entry(s).or_default().errors += v;
         }
     }
-    let mut broken = Vec::new();
+    let mut broken = BTreeSet::new();
     let mut hists: BTreeMap<String, Histogram> = BTreeMap::new();
     for (labels, v) in latency {
-        let (Some(s), Some(le)) = (labels.get("service"), labels.get("le")) else {
+        let (Some(s), Some(le)) = (labels.service, labels.le) else {
             continue;
         };
-        match parse_prom_float(le) {
-            Some(le) if v.is_finite() && le >= 0.0 => {
-                hists.entry(s.clone()).or_default().add_bucket(le, v)
+        match parse_prom_float(&le) {
+            Some(le) if v.is_finite() && le >= 0.0 => hists.entry(s).or_default().add_bucket(le, v),
+            _ => {
+                broken.insert(s);
             }
-            _ => broken.push(s.clone()),
         }
     }
     for (s, h) in hists {
@@ -237,9 +248,17 @@ impl MetricsSource for PrometheusSource {
                 return Ok(Collected::new());
             }
             let q = |t: &str| render_query(t, services, window);
-            let requests = self.query(&q(&self.queries.requests)).await?;
-            let errors = self.query(&q(&self.queries.errors)).await?;
-            let latency = self.query(&q(&self.queries.latency)).await?;
+            // The three at once: Prometheus answers them in parallel.
+            let (requests, errors, latency) = (
+                q(&self.queries.requests),
+                q(&self.queries.errors),
+                q(&self.queries.latency),
+            );
+            let (requests, errors, latency) = tokio::try_join!(
+                self.query(&requests),
+                self.query(&errors),
+                self.query(&latency)
+            )?;
             Ok(assemble(requests, errors, latency))
         })
     }
@@ -307,13 +326,12 @@ mod tests {
         pairs
             .iter()
             .map(|(labels, x)| {
-                (
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    *x,
-                )
+                let get = |k: &str| labels.iter().find(|l| l.0 == k).map(|l| l.1.to_string());
+                let labels = Labels {
+                    service: get("service"),
+                    le: get("le"),
+                };
+                (labels, *x)
             })
             .collect()
     }
