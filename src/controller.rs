@@ -35,6 +35,9 @@ pub struct Published {
     pub document: Bytes,
     /// State of every configured app.
     pub apps: BTreeMap<String, AppState>,
+    /// Each app's part of `document`, reused by the next snapshot for the apps it leaves as
+    /// they were.
+    fragments: BTreeMap<String, Arc<provider::Fragment>>,
     /// The event log, oldest first.
     pub events: Arc<Vec<Event>>,
 }
@@ -234,7 +237,7 @@ impl Controller {
         } else {
             tracing::info!(store = %store.describe(), apps = state.apps.len(), "state loaded");
         }
-        let published = publish(&config, &state);
+        let published = publish(&config, &state, None);
         let metrics = Arc::new(Metrics::new());
         metrics.set_limits(&config);
         for (name, s) in &published.apps {
@@ -378,7 +381,8 @@ impl Controller {
         }
         *self.persist_error.lock().expect("poisoned") = None;
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&config, &guard));
+        let next = publish(&config, &guard, Some(&self.published()));
+        *self.published.write().expect("poisoned") = Arc::new(next);
         drop(guard);
 
         for (_, app, transition) in applied {
@@ -522,7 +526,7 @@ impl Controller {
         }
         self.metrics.set_limits(&new);
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&new, &guard));
+        *self.published.write().expect("poisoned") = Arc::new(publish(&new, &guard, None));
         for (name, s) in &guard.apps {
             if new.apps.contains_key(name) {
                 self.metrics.observe_state(name, s);
@@ -555,7 +559,8 @@ impl Controller {
             .expect("state writer panicked")
             .map_err(|e| ControlError::Persist(e.to_string()))?;
         *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&guard_config, &guard));
+        let next = publish(&guard_config, &guard, Some(&self.published()));
+        *self.published.write().expect("poisoned") = Arc::new(next);
         drop(guard);
         tracing::warn!(app = %ev.app, event = ev.kind.as_str(), reason = %ev.reason, "event");
         self.announce(&ev);
@@ -765,16 +770,35 @@ impl Controller {
     }
 }
 
-fn publish(config: &Arc<Config>, state: &StateFile) -> Published {
+/// The snapshot of `state` under `config`. Apps whose rendering `prev` holds for the same
+/// config and the same slot and weight keep their fragment; only the others are re-rendered.
+fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) -> Published {
     let apps: BTreeMap<String, AppState> = state
         .apps
         .iter()
         .filter(|(name, _)| config.apps.contains_key(*name))
         .map(|(n, s)| (n.clone(), s.clone()))
         .collect();
+    let reusable = prev.filter(|p| Arc::ptr_eq(&p.config, config));
+    let fragments: BTreeMap<String, Arc<provider::Fragment>> = config
+        .apps
+        .values()
+        .map(|app| {
+            let st = provider::state_or_initial(app, &apps);
+            let kept = reusable
+                .and_then(|p| p.fragments.get(&app.name))
+                .filter(|f| f.renders(&st));
+            let fragment = match kept {
+                Some(f) => f.clone(),
+                None => Arc::new(provider::render_fragment(app, &st)),
+            };
+            (app.name.clone(), fragment)
+        })
+        .collect();
     Published {
         config: config.clone(),
-        document: Bytes::from(provider::render(config, &apps)),
+        document: Bytes::from(provider::assemble(fragments.values().map(|f| &**f))),
+        fragments,
         apps,
         events: Arc::new(state.events.clone()),
     }

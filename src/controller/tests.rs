@@ -322,6 +322,33 @@ async fn reload_adds_changes_and_removes_apps_in_one_step() {
 }
 
 #[tokio::test]
+async fn the_document_re_renders_changed_apps_only_and_always_matches_a_full_render() {
+    let store = Arc::new(MemStore::default());
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), store).unwrap();
+    let full = |c: &Controller| {
+        let p = c.published();
+        provider::render(&p.config, &p.apps)
+    };
+    assert_eq!(c.published().document, full(&c));
+    let web_before = c.published().fragments["web"].clone();
+    c.set_weight("api", 40).await.unwrap();
+    let after = c.published();
+    assert_eq!(after.document, full(&c));
+    assert!(
+        Arc::ptr_eq(&after.fragments["web"], &web_before),
+        "an app that did not change keeps its fragment"
+    );
+    assert!(String::from_utf8_lossy(&after.document).contains(r#""weight":40"#));
+    // A reload renders everything under the new config.
+    let changed = TWO_APPS.replace("http://127.0.0.1:4", "http://127.0.0.1:44");
+    c.reload(parse(&changed), false).await.unwrap();
+    let reloaded = c.published();
+    assert!(!Arc::ptr_eq(&reloaded.fragments["web"], &web_before));
+    assert_eq!(reloaded.document, full(&c));
+    assert!(String::from_utf8_lossy(&reloaded.document).contains("127.0.0.1:44"));
+}
+
+#[tokio::test]
 async fn reload_refuses_what_needs_a_restart_or_loses_a_release_and_changes_nothing() {
     let c = Controller::load(Arc::new(parse(TWO_APPS)), Arc::new(MemStore::default())).unwrap();
     c.command(

@@ -4,8 +4,10 @@
 //! `<app>-canary`, the main router, the header-pin router and, when configured, the cookie-pin
 //! router and the sticky cookie. The document is complete by construction: every service a router
 //! or weighted service names is rendered in the same document, and every router has
-//! `entryPoints`. Maps are sorted (`serde_json`'s default map), so an unchanged state renders to
-//! identical bytes and Traefik, which hashes the body, sees no change.
+//! `entryPoints`. Apps come in name order and each app's routers and services in name order,
+//! so an unchanged state renders to identical bytes and Traefik, which hashes the body, sees no
+//! change. Each app renders to its own [`Fragment`], so the controller re-renders only the apps
+//! that changed and joins the rest as they were.
 
 use std::collections::BTreeMap;
 
@@ -32,27 +34,94 @@ pub fn generated_names(app: &AppConfig) -> Vec<String> {
     names
 }
 
+/// One app's part of the document: its routers and its services as JSON object members
+/// (`"name":{...}`, comma-separated), with what they were rendered from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fragment {
+    routers: String,
+    services: String,
+    stable_slot: String,
+    canary_weight: u8,
+}
+
+impl Fragment {
+    /// Whether this fragment is what `state` renders to (for the same app config): only the
+    /// stable slot and the canary weight reach the document.
+    pub fn renders(&self, state: &AppState) -> bool {
+        self.stable_slot == state.stable_slot && self.canary_weight == state.canary_weight
+    }
+}
+
+/// Renders one app's routers and services.
+pub fn render_fragment(app: &AppConfig, state: &AppState) -> Fragment {
+    let mut routers = Map::new();
+    let mut services = Map::new();
+    render_app(app, state, &mut routers, &mut services);
+    let members = |m: Map<String, Value>| {
+        let object = serde_json::to_string(&Value::Object(m)).expect("a JSON value serializes");
+        // `{"a":1,"b":2}` without its braces.
+        object[1..object.len() - 1].to_string()
+    };
+    Fragment {
+        routers: members(routers),
+        services: members(services),
+        stable_slot: state.stable_slot.clone(),
+        canary_weight: state.canary_weight,
+    }
+}
+
+/// Joins the apps' fragments, in the order given, into the document.
+pub fn assemble<'a>(fragments: impl Iterator<Item = &'a Fragment> + Clone) -> Vec<u8> {
+    let size: usize = fragments
+        .clone()
+        .map(|f| f.routers.len() + f.services.len() + 2)
+        .sum();
+    let mut doc = Vec::with_capacity(size + 64);
+    let section = |doc: &mut Vec<u8>, part: fn(&Fragment) -> &str| {
+        let mut first = true;
+        for f in fragments.clone() {
+            let members = part(f);
+            if members.is_empty() {
+                continue;
+            }
+            if !first {
+                doc.push(b',');
+            }
+            doc.extend_from_slice(members.as_bytes());
+            first = false;
+        }
+    };
+    doc.extend_from_slice(br#"{"http":{"routers":{"#);
+    section(&mut doc, |f| &f.routers);
+    doc.extend_from_slice(br#"},"services":{"#);
+    section(&mut doc, |f| &f.services);
+    doc.extend_from_slice(b"}}}");
+    doc
+}
+
 /// Renders the full dynamic configuration for every configured app.
 ///
 /// `states` must hold a state for every app in `config` (the controller guarantees it); an app
 /// without one is rendered all-stable on its initial slot rather than left out, so the document is
 /// never partial.
 pub fn render(config: &Config, states: &BTreeMap<String, AppState>) -> Vec<u8> {
-    let mut routers = Map::new();
-    let mut services = Map::new();
-    for app in config.apps.values() {
-        let fallback;
-        let state = match states.get(&app.name) {
-            Some(s) => s,
-            None => {
-                fallback = AppState::initial(app, 0);
-                &fallback
-            }
-        };
-        render_app(app, state, &mut routers, &mut services);
+    let fragments: Vec<Fragment> = config
+        .apps
+        .values()
+        .map(|app| render_fragment(app, &state_or_initial(app, states)))
+        .collect();
+    assemble(fragments.iter())
+}
+
+/// An app's state, or its initial one when it has none.
+pub fn state_or_initial<'a>(
+    app: &AppConfig,
+    states: &'a BTreeMap<String, AppState>,
+) -> std::borrow::Cow<'a, AppState> {
+    match states.get(&app.name) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(AppState::initial(app, 0)),
     }
-    let doc = json!({ "http": { "routers": routers, "services": services } });
-    serde_json::to_vec(&doc).expect("a JSON value always serializes")
 }
 
 fn render_app(
