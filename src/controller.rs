@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample};
+use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample, Verdict};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
@@ -725,6 +725,11 @@ impl Controller {
                     reason = %result.reason,
                     "analysis"
                 );
+                // A verdict consumes the window, also when it changes nothing (a pass held at
+                // a closed gate): only an inconclusive window keeps accumulating.
+                if result.verdict != Verdict::Inconclusive {
+                    a.fresh_window(&app.name, now, false);
+                }
                 decisions.push((app.name.clone(), result));
             }
         }

@@ -242,6 +242,42 @@ async fn failing_canary_is_rolled_back_at_the_first_window_with_enough_requests(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pass_held_at_a_closed_promotion_gate_still_consumes_its_window() {
+    let source = FakeSource::new(vec![traffic(side(3000.0, 30.0), side(27000.0, 270.0))]);
+    let mut config = sample_config();
+    let app = config.apps.get_mut("api").unwrap();
+    app.analysis.steps = vec![10];
+    app.analysis.min_requests = 100;
+    // Nothing listens there: the gate stays closed.
+    app.hooks.confirm_promotion = Some("http://127.0.0.1:1/gate".parse().unwrap());
+    let c = Controller::load(Arc::new(config), Arc::new(MemStore::default()))
+        .unwrap()
+        .with_source(source);
+    c.command(
+        "api",
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    run_ticks(&c, 4).await;
+    let s = &c.published().apps["api"];
+    assert_eq!(
+        s.awaiting_gate,
+        Some(crate::rollout::Gate::ConfirmPromotion)
+    );
+    assert_eq!((s.phase, s.canary_weight), (Phase::Progressing, 10));
+    let analyses = c.analyses("api");
+    assert!(analyses.len() >= 4, "{analyses:?}");
+    for a in &analyses[..3] {
+        assert_eq!(a.analysis.verdict, Verdict::Pass);
+        // One collection each: a late fault would not be diluted by the hold's history.
+        assert_eq!(a.analysis.canary_requests, 3000.0, "{a:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn source_down_is_inconclusive_and_visible_and_holds_the_step() {
     let source = FakeSource::new(vec![Err(SourceError::Unreachable(
         "connection refused".into(),
