@@ -34,21 +34,22 @@ pub enum SeriesKind {
     Bucket { le: u64 },
 }
 
-/// Identity of one raw series we track: its service, what it counts, and every other label
-/// (sorted `name=value` pairs; for buckets without `le`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SeriesKey {
-    pub service: Arc<str>,
-    pub kind: SeriesKind,
-    pub labels: Box<str>,
+/// One raw series we track: what it counts, its other labels (sorted `name=value` pairs, without
+/// `service` and `le`; shared by every series with the same ones), and its value.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    kind: SeriesKind,
+    labels: Arc<str>,
+    value: f64,
 }
 
-/// The tracked series of one page, with the services that were asked for when it was read: a
-/// service missing from them has no baseline in this page.
+/// The tracked series of one page, by service, with the services that were asked for when it was
+/// read: a service missing from them has no baseline in this page.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     wanted: HashSet<Arc<str>>,
-    series: HashMap<SeriesKey, f64>,
+    services: HashMap<Arc<str>, Vec<Series>>,
+    len: usize,
 }
 
 impl Page {
@@ -56,62 +57,113 @@ impl Page {
     pub fn zero(services: &[String]) -> Page {
         Page {
             wanted: services.iter().map(|s| Arc::from(s.as_str())).collect(),
-            series: HashMap::new(),
+            ..Page::default()
         }
     }
 
     /// How many series the page holds.
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.len == 0
     }
 }
 
-/// Parses a Traefik `/metrics` page, keeping the series of `services` only. Lines that are not
-/// a requests counter or a duration bucket are skipped without being parsed further; malformed
-/// lines, and values no counter can take (negative, NaN, infinite), are left out. A page without
-/// a single `traefik_` sample is an error: whatever answered is not Traefik's metrics.
-pub fn parse_page(text: &str, services: &[String]) -> Result<Page, SourceError> {
-    let mut page = Page::zero(services);
-    let mut traefik = false;
-    for line in text.lines() {
-        if !line.starts_with("traefik_") {
-            continue;
+/// Reads a page as it arrives, line by line, so that only the tracked series are ever held, not
+/// the page.
+pub struct PageParser {
+    page: Page,
+    /// Label sets seen on this page, so that series share them.
+    label_sets: HashSet<Arc<str>>,
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// Whether any line held more than whitespace, and whether any was a `traefik_` sample.
+    content: bool,
+    traefik: bool,
+}
+
+impl PageParser {
+    /// A parser keeping the series of `services`.
+    pub fn new(services: &[String]) -> Self {
+        PageParser {
+            page: Page::zero(services),
+            label_sets: HashSet::new(),
+            partial: Vec::new(),
+            content: false,
+            traefik: false,
         }
-        traefik = true;
-        let (kind_is_requests, rest) = if let Some(rest) = line.strip_prefix(REQUESTS) {
+    }
+
+    /// Reads the complete lines of `bytes` (with what an earlier call left unfinished) and keeps
+    /// the rest for the next call.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.line(&bytes[..nl]);
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&bytes[..nl]);
+                self.line(&line);
+            }
+            bytes = &bytes[nl + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    /// The page, once the last line is read. A page without a single `traefik_` sample is an
+    /// error: whatever answered is not Traefik's metrics.
+    pub fn finish(mut self) -> Result<Page, SourceError> {
+        let last = std::mem::take(&mut self.partial);
+        self.line(&last);
+        if self.content && !self.traefik {
+            return Err(SourceError::Invalid(
+                "no traefik_ metric on the page: is the URL Traefik's metrics endpoint \
+                 (metrics.prometheus enabled, e.g. http://traefik:8082/metrics)?"
+                    .into(),
+            ));
+        }
+        Ok(self.page)
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.starts_with(b"traefik_") {
+            self.content |= line.iter().any(|b| !b.is_ascii_whitespace());
+            return;
+        }
+        self.traefik = true;
+        let (is_requests, rest) = if let Some(rest) = line.strip_prefix(REQUESTS.as_bytes()) {
             (true, rest)
-        } else if let Some(rest) = line.strip_prefix(BUCKET) {
+        } else if let Some(rest) = line.strip_prefix(BUCKET.as_bytes()) {
             (false, rest)
         } else {
-            continue;
+            return;
+        };
+        let Ok(rest) = std::str::from_utf8(rest) else {
+            return;
         };
         let Some((labels, value)) = parse_sample(rest) else {
-            continue;
+            return;
         };
+        // A counter is finite and never negative: anything else is garbage, left out.
         if !(value.is_finite() && value >= 0.0) {
-            continue;
+            return;
         }
-        let Some(service) = labels
-            .iter()
-            .find(|(k, _)| *k == "service")
-            .and_then(|(_, v)| page.wanted.get(v.as_ref()))
-            .cloned()
-        else {
-            continue;
-        };
         let label = |name: &str| labels.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
-        let kind = if kind_is_requests {
+        let Some(service) = label("service").and_then(|v| self.page.wanted.get(v.as_ref())) else {
+            return;
+        };
+        let service = service.clone();
+        let kind = if is_requests {
             SeriesKind::Requests {
                 error: label("code").is_some_and(|c| c.starts_with('5')),
             }
         } else {
             match label("le").and_then(|le| le.parse::<f64>().ok()) {
                 Some(le) if le >= 0.0 => SeriesKind::Bucket { le: le.to_bits() },
-                _ => continue,
+                _ => return,
             }
         };
         let mut others: Vec<&(&str, Cow<str>)> = labels
@@ -119,32 +171,51 @@ pub fn parse_page(text: &str, services: &[String]) -> Result<Page, SourceError> 
             .filter(|(k, _)| *k != "service" && *k != "le")
             .collect();
         others.sort();
-        let mut key_labels = String::new();
+        let mut key = String::new();
         for (k, v) in others {
-            if !key_labels.is_empty() {
-                key_labels.push(',');
+            if !key.is_empty() {
+                key.push(',');
             }
-            key_labels.push_str(k);
-            key_labels.push('=');
-            key_labels.push_str(v);
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
         }
-        page.series.insert(
-            SeriesKey {
-                service,
-                kind,
-                labels: key_labels.into_boxed_str(),
-            },
-            value,
-        );
+        let labels = match self.label_sets.get(key.as_str()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(key);
+                self.label_sets.insert(shared.clone());
+                shared
+            }
+        };
+        let series = self.page.services.entry(service).or_default();
+        // The same series twice on one page: the last value counts. Label sets are shared
+        // within a page, so comparing pointers is enough.
+        match series
+            .iter_mut()
+            .find(|s| s.kind == kind && Arc::ptr_eq(&s.labels, &labels))
+        {
+            Some(s) => s.value = value,
+            None => {
+                series.push(Series {
+                    kind,
+                    labels,
+                    value,
+                });
+                self.page.len += 1;
+            }
+        }
     }
-    if !traefik && !text.trim().is_empty() {
-        return Err(SourceError::Invalid(
-            "no traefik_ metric on the page: is the URL Traefik's metrics endpoint \
-             (metrics.prometheus enabled, e.g. http://traefik:8082/metrics)?"
-                .into(),
-        ));
-    }
-    Ok(page)
+}
+
+/// Parses a whole Traefik `/metrics` page at once (see [`PageParser`]), keeping the series of
+/// `services` only. Lines that are not a requests counter or a duration bucket are skipped
+/// without being parsed further; malformed lines, and values no counter can take (negative, NaN,
+/// infinite), are left out.
+pub fn parse_page(text: &str, services: &[String]) -> Result<Page, SourceError> {
+    let mut parser = PageParser::new(services);
+    parser.feed(text.as_bytes());
+    parser.finish()
 }
 
 /// A sample's labels, in the page's order.
@@ -217,24 +288,33 @@ fn parse_label_value(s: &str) -> Option<(Cow<'_, str>, &str)> {
 /// baseline yet: it is left out (its next page counts from this one).
 pub fn increases(prev: &Page, cur: &Page) -> Collected {
     let mut out: BTreeMap<String, SideSample> = BTreeMap::new();
-    for (key, &value) in &cur.series {
-        if !prev.wanted.contains(&key.service) {
+    for (service, series) in &cur.services {
+        if !prev.wanted.contains(service) {
             continue;
         }
-        let delta = match prev.series.get(key) {
-            Some(&p) if value >= p => value - p,
-            // Went down: reset; or new: started at 0.
-            _ => value,
-        };
-        let side = out.entry(key.service.to_string()).or_default();
-        match key.kind {
-            SeriesKind::Requests { error } => {
-                side.requests += delta;
-                if error {
-                    side.errors += delta;
+        let before = prev.services.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        let side = out.entry(service.to_string()).or_default();
+        for (i, s) in series.iter().enumerate() {
+            let same = |p: &&Series| p.kind == s.kind && p.labels == s.labels;
+            // Pages list series in the same order: look at the same place first.
+            let previous = before
+                .get(i)
+                .filter(same)
+                .or_else(|| before.iter().find(same));
+            let delta = match previous {
+                Some(p) if s.value >= p.value => s.value - p.value,
+                // Went down: reset; or new: started at 0.
+                _ => s.value,
+            };
+            match s.kind {
+                SeriesKind::Requests { error } => {
+                    side.requests += delta;
+                    if error {
+                        side.errors += delta;
+                    }
                 }
+                SeriesKind::Bucket { le } => side.latency.add_bucket(f64::from_bits(le), delta),
             }
-            SeriesKind::Bucket { le } => side.latency.add_bucket(f64::from_bits(le), delta),
         }
     }
     out
@@ -261,8 +341,11 @@ impl TraefikScrape {
         }
     }
 
-    async fn fetch(&self, url: &Url) -> Result<String, SourceError> {
+    /// Fetches and parses one page as it arrives, keeping the series of `services`.
+    async fn fetch(&self, url: &Url, services: &[String]) -> Result<Page, SourceError> {
         let unreachable = |e: reqwest::Error| SourceError::Unreachable(format!("{url}: {e}"));
+        let too_large =
+            || SourceError::Invalid(format!("{url}: page larger than {MAX_PAGE_BYTES} bytes"));
         let mut resp = self
             .http
             .get(url.clone())
@@ -275,16 +358,25 @@ impl TraefikScrape {
                 resp.status()
             )));
         }
-        let bytes = read_limited(&mut resp, MAX_PAGE_BYTES)
-            .await
-            .map_err(|e| match e {
-                LimitedError::Http(e) => unreachable(e),
-                LimitedError::TooLarge => {
-                    SourceError::Invalid(format!("{url}: page larger than {MAX_PAGE_BYTES} bytes"))
-                }
-            })?;
-        String::from_utf8(bytes)
-            .map_err(|_| SourceError::Invalid(format!("{url}: page is not UTF-8")))
+        if resp
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_PAGE_BYTES)
+        {
+            return Err(too_large());
+        }
+        let mut parser = PageParser::new(services);
+        let mut read = 0;
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            read += chunk.len();
+            if read > MAX_PAGE_BYTES {
+                return Err(too_large());
+            }
+            parser.feed(&chunk);
+        }
+        parser.finish().map_err(|e| match e {
+            SourceError::Invalid(why) => SourceError::Invalid(format!("{url}: {why}")),
+            other => other,
+        })
     }
 }
 
@@ -301,7 +393,7 @@ pub(crate) async fn read_limited(
     if resp.content_length().is_some_and(|n| n as usize > limit) {
         return Err(LimitedError::TooLarge);
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(LimitedError::Http)? {
         if body.len() + chunk.len() > limit {
             return Err(LimitedError::TooLarge);
@@ -321,17 +413,7 @@ impl MetricsSource for TraefikScrape {
             let mut pages = Vec::with_capacity(self.urls.len());
             let mut first_error = None;
             for url in &self.urls {
-                let page = match self.fetch(url).await {
-                    Ok(text) => {
-                        let services = services.to_vec();
-                        tokio::task::spawn_blocking(move || parse_page(&text, &services))
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(SourceError::Invalid(format!("parser failed: {e}")))
-                            })
-                    }
-                    Err(e) => Err(e),
-                };
+                let page = self.fetch(url, services).await;
                 if let Err(e) = &page {
                     first_error.get_or_insert_with(|| e.clone());
                 }

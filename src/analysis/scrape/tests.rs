@@ -250,3 +250,35 @@ fn a_page_that_is_not_traefiks_metrics_is_an_error() {
     let page = parse_page("traefik_config_reloads_total 1\n", &wanted()).unwrap();
     assert!(page.is_empty());
 }
+
+#[test]
+fn a_page_read_in_pieces_of_any_size_parses_as_a_whole() {
+    let whole = increases(
+        &Page::zero(&wanted()),
+        &parse_page(FIXTURE, &wanted()).unwrap(),
+    );
+    for piece in [1, 7, 100, 4096] {
+        let mut parser = PageParser::new(&wanted());
+        for chunk in FIXTURE.as_bytes().chunks(piece) {
+            parser.feed(chunk);
+        }
+        let page = parser.finish().unwrap();
+        assert_eq!(
+            increases(&Page::zero(&wanted()), &page),
+            whole,
+            "pieces of {piece}"
+        );
+    }
+}
+
+#[test]
+fn a_series_listed_twice_counts_once_with_its_last_value() {
+    let text = "traefik_service_requests_total{code=\"200\",service=\"app-canary@http\"} 5\n\
+                traefik_service_requests_total{code=\"200\",service=\"app-canary@http\"} 9\n";
+    let page = parse_page(text, &wanted()).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(
+        increases(&Page::zero(&wanted()), &page)["app-canary@http"].requests,
+        9.0
+    );
+}
