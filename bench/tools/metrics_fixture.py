@@ -9,8 +9,9 @@ same figures. With the defaults (canary 100 requests/s, 1 % errors) the canary's
 steps every second, so Prometheus' increase() sees it in every window, and the canary's error
 ratio sits at the default tolerance (1 %): the judge computes every check and stays inconclusive.
 
-The page is re-rendered once per second in a background thread and served from memory, so a
-scrape costs the fixture a copy, not a render.
+The page is rendered when it is asked for and is older than a second (scrapes within the same
+second get the same bytes), so the fixture spends no CPU between scrapes: on a machine it
+shares with the controller and Prometheus, it takes as little of it as it can.
 
   metrics_fixture.py --listen 127.0.0.1:9100 --apps 1000
 GET /metrics: the page; GET /stats: {"pages", "scrapes", "bytes", "apps", "canary_errors"};
@@ -56,6 +57,7 @@ class Fixture:
         self.pages = 0
         self.scrapes = 0
         self.lock = threading.Lock()
+        self.render_lock = threading.Lock()
         self.render()
 
     def render(self) -> None:
@@ -91,14 +93,19 @@ class Fixture:
             self.pages += 1
 
     def set_errors(self, share: float) -> None:
-        self.render()  # counters up to now at the old share
-        with self.lock:
-            self.canary_errors = share
+        with self.render_lock:
+            self.render()  # counters up to now at the old share
+            with self.lock:
+                self.canary_errors = share
 
-    def loop(self) -> None:
-        while True:
-            time.sleep(1.0)
-            self.render()
+    def current(self) -> bytes:
+        """The page, rendered first when it is a second old or more."""
+        with self.render_lock:
+            if time.monotonic() - self.last >= 1.0:
+                self.render()
+        with self.lock:
+            self.scrapes += 1
+            return self.page
 
 
 def main() -> None:
@@ -110,16 +117,13 @@ def main() -> None:
     p.add_argument("--canary-errors", type=float, default=0.01)
     a = p.parse_args()
     fx = Fixture(a.apps, a.stable_rps, a.canary_rps, a.canary_errors)
-    threading.Thread(target=fx.loop, daemon=True).start()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/metrics":
-                with fx.lock:
-                    body = fx.page
-                    fx.scrapes += 1
+                body = fx.current()
                 ctype = "text/plain; version=0.0.4; charset=utf-8"
             elif self.path == "/stats":
                 with fx.lock:
