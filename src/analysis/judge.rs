@@ -6,7 +6,10 @@
 //! **Requests.** The canary needs `min_requests` in the window before any check decides. With
 //! that, its absolute limits (the error ceiling, `max_latency`) can fail it; comparisons with
 //! stable, and every pass, need `min_requests` on both sides too. Too little data is never a pass.
-//! (At 100 %, while promoting, stable has no traffic: only the absolute limits apply.)
+//! (At 100 %, while promoting, stable has no traffic: only the absolute limits apply.) One
+//! exception, so that a broken canary with little traffic is not left serving it: from
+//! [`FEW_REQUESTS`] canary requests, the error ceiling is critical on overwhelming evidence
+//! (`P(p_canary > max_error_ratio) ≥ 0.999`, e.g. 10 failed requests of 10).
 //!
 //! **Error ratio** (5xx / requests). Each side's error rate gets a Beta posterior under the
 //! Jeffreys prior: `Beta(errors + ½, requests − errors + ½)`. From the two posteriors the judge
@@ -39,6 +42,9 @@ pub const FAIL_EVIDENCE: f64 = 0.95;
 pub const CEILING_EVIDENCE: f64 = 0.99;
 /// Evidence needed for an overwhelming difference to be critical.
 pub const OVERWHELMING_EVIDENCE: f64 = 0.999;
+/// Canary requests from which the error ceiling can be critical before `min_requests` (or
+/// `min_requests`, when lower), with [`OVERWHELMING_EVIDENCE`] instead of [`CEILING_EVIDENCE`].
+pub const FEW_REQUESTS: f64 = 10.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -222,14 +228,32 @@ fn error_check(
         |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
     let (rc, rs) = (ratio(canary), ratio(stable));
     let out = |v, reason| check("error_ratio", rc, rs, limit.clone(), v, reason);
-    if data == Data::Insufficient {
-        return out(Verdict::Inconclusive, "waiting for enough requests".into());
-    }
     if canary.errors > canary.requests || stable.errors > stable.requests {
         return out(
             Verdict::Inconclusive,
             "the source reported more errors than requests".into(),
         );
+    }
+    if data == Data::Insufficient {
+        let few = FEW_REQUESTS.min(c.min_requests as f64);
+        if valid_count(canary.requests) && valid_count(canary.errors) && canary.requests >= few {
+            let pc = RatePosterior::new(canary.errors, canary.requests);
+            let p_ceiling = pc.prob_above(c.max_error_ratio);
+            if p_ceiling >= OVERWHELMING_EVIDENCE {
+                return out(
+                    Verdict::Critical,
+                    format!(
+                        "canary {} over only {:.0} requests is above the {} ceiling beyond doubt \
+                         (P = {p_ceiling:.4}); not waiting for {}",
+                        pct(rc.unwrap_or(0.0)),
+                        canary.requests,
+                        pct(c.max_error_ratio),
+                        c.min_requests
+                    ),
+                );
+            }
+        }
+        return out(Verdict::Inconclusive, "waiting for enough requests".into());
     }
     let pc = RatePosterior::new(canary.errors, canary.requests);
     let ps = RatePosterior::new(stable.errors, stable.requests);

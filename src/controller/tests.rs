@@ -211,7 +211,8 @@ async fn healthy_canary_walks_every_step_and_is_promoted() {
 #[tokio::test(start_paused = true)]
 async fn failing_canary_is_rolled_back_at_the_first_window_with_enough_requests() {
     let source = FakeSource::new(vec![
-        traffic(side(40.0, 40.0), side(360.0, 3.0)),
+        // 30 % errors over 40 requests: above the 20 % ceiling, not beyond doubt yet.
+        traffic(side(40.0, 12.0), side(360.0, 3.0)),
         traffic(side(80.0, 80.0), side(720.0, 7.0)),
     ]);
     let (c, _) = analysed_controller(source, vec![10, 50, 100]);
@@ -227,7 +228,7 @@ async fn failing_canary_is_rolled_back_at_the_first_window_with_enough_requests(
     assert_eq!(
         c.published().apps["api"].phase,
         Phase::Progressing,
-        "40 requests are too few"
+        "12 errors in 40 requests decide nothing yet"
     );
     assert_eq!(c.analyses("api")[0].analysis.verdict, Verdict::Inconclusive);
     run_ticks(&c, 1).await;

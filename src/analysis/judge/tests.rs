@@ -36,11 +36,23 @@ fn verdict_of(a: &Analysis, check: &str) -> Verdict {
 }
 
 #[test]
-fn below_min_requests_is_inconclusive_even_for_a_dead_canary() {
+fn below_min_requests_only_an_overwhelming_ceiling_breach_decides() {
     let c = criteria();
-    let a = judge(&side(99.0, 99.0, 0.01), &side(1000.0, 0.0, 0.01), &c);
+    let stable = side(1000.0, 0.0, 0.01);
+    // 30 % errors over 99 requests, ceiling 20 %: likely above it, not beyond doubt.
+    let a = judge(&side(99.0, 30.0, 0.01), &stable, &c);
     assert_eq!(a.verdict, Verdict::Inconclusive, "{a:#?}");
     assert!(a.reason.contains("too few requests"), "{}", a.reason);
+    // Below 10 requests nothing decides, even a dead canary.
+    let a = judge(&side(9.0, 9.0, 0.01), &stable, &c);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:#?}");
+    // 10 failed requests of 10: critical without waiting for 100.
+    let a = judge(&side(10.0, 10.0, 0.01), &stable, &c);
+    assert_eq!(a.verdict, Verdict::Critical, "{a:#?}");
+    assert!(a.reason.contains("not waiting for 100"), "{}", a.reason);
+    // A slow canary with few requests is not failed early: only the ceiling is.
+    let a = judge(&side(50.0, 0.0, 0.9), &stable, &c);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:#?}");
     let a = judge(&side(1000.0, 0.0, 0.01), &side(50.0, 0.0, 0.01), &c);
     assert_eq!(a.verdict, Verdict::Inconclusive);
 }
@@ -221,15 +233,28 @@ fn property_more_canary_errors_never_improve_the_verdict() {
 }
 
 #[test]
-fn property_below_min_requests_is_never_pass_or_fail() {
+fn property_below_min_requests_is_never_pass_or_fail_and_critical_only_above_the_ceiling() {
     let c = criteria();
     let mut rng = Rng(7);
+    let mut critical = 0;
     for _ in 0..500 {
         let n = rng.below(100) as f64;
         let e = rng.below(n as u64 + 1) as f64;
         let a = judge(&side(n, e, 0.01), &side(10_000.0, 100.0, 0.01), &c);
-        assert_eq!(a.verdict, Verdict::Inconclusive, "n={n} e={e}");
+        match a.verdict {
+            Verdict::Inconclusive => {}
+            Verdict::Critical => {
+                critical += 1;
+                assert!(n >= FEW_REQUESTS, "n={n} e={e}");
+                assert!(e / n > c.max_error_ratio, "n={n} e={e}: {}", a.reason);
+            }
+            v => panic!("n={n} e={e}: {v:?}"),
+        }
     }
+    assert!(
+        critical > 0,
+        "the sample holds canaries far above the ceiling"
+    );
 }
 
 #[test]
