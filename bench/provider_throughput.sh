@@ -11,17 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 source bench/tools/common.sh
 
-quick=0
 out=bench/results/3-provider.md
-while [ $# -gt 0 ]; do
-  case $1 in
-    --quick) quick=1 ;;
-    --out) out=$2; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_args 9 "$@"
 cmdline="bench/provider_throughput.sh$([ $quick = 1 ] && echo ' --quick' || true)"
 if [ $quick = 1 ]; then ROUNDS=1; DURATION=5s; else ROUNDS=3; DURATION=10s; fi
 WRK_ARGS=(-t2 -c32 "-d$DURATION" --latency)

@@ -11,17 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 source bench/tools/common.sh
 
-quick=0
 out=bench/results/4-scale.md
-while [ $# -gt 0 ]; do
-  case $1 in
-    --quick) quick=1 ;;
-    --out) out=$2; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_args 9 "$@"
 cmdline="bench/scale.sh$([ $quick = 1 ] && echo ' --quick' || true)"
 APPS=${BENCH_SCALE_APPS:-1000} # the override is for trying the script out
 SMALL=10

@@ -101,7 +101,9 @@ async fn failing_release_is_rolled_back(opts: Options) {
     let decisive = &analyses[0];
     assert_eq!(decisive["verdict"], "critical", "{decisive}");
     assert_eq!(decisive["weight"], 20);
-    assert!(decisive["canary_requests"].as_f64().unwrap() >= 50.0);
+    // Every request failed: from 10 of them that is above the ceiling beyond doubt, without
+    // waiting for min_requests.
+    assert!(decisive["canary_requests"].as_f64().unwrap() >= 10.0);
     assert!(
         analyses[1..].iter().all(|a| a["verdict"] == "inconclusive"),
         "no decision before the rollback: {analyses:?}"

@@ -50,3 +50,20 @@ env_md() {
   done
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); load average when the results were written: $(cut -d' ' -f1-3 /proc/loadavg)${BENCH_LOAD_START:+ (at the start: $BENCH_LOAD_START)}"
 }
+
+# bench_args HELP_END "$@": reads --quick and --out FILE into $quick (0 or 1) and $out (set it to
+# its default first); --help prints the script's header, lines 2 to HELP_END.
+bench_args() {
+  local help_end=$1
+  shift
+  quick=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --quick) quick=1 ;;
+      --out) out=$2; shift ;;
+      -h|--help) sed -n "2,${help_end}p" "$0"; exit 0 ;;
+      *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+  done
+}

@@ -159,6 +159,18 @@ fn analysed_controller(
     (Arc::new(c), store)
 }
 
+/// Starts release `v2` of `app`.
+async fn start_v2(c: &Controller, app: &str) {
+    c.command(
+        app,
+        Input::Start {
+            version: "v2".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 async fn run_ticks(c: &Controller, n: usize) {
     for _ in 0..n {
         tokio::time::advance(c.tick_period()).await;
@@ -170,14 +182,7 @@ async fn run_ticks(c: &Controller, n: usize) {
 async fn healthy_canary_walks_every_step_and_is_promoted() {
     let source = FakeSource::new(vec![traffic(side(3000.0, 30.0), side(27000.0, 270.0))]);
     let (c, store) = analysed_controller(source.clone(), vec![10, 50]);
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     run_ticks(&c, 4).await;
     let s = &c.published().apps["api"];
     assert_eq!(s.phase, Phase::Succeeded, "{s:?}");
@@ -216,14 +221,7 @@ async fn failing_canary_is_rolled_back_at_the_first_window_with_enough_requests(
         traffic(side(80.0, 80.0), side(720.0, 7.0)),
     ]);
     let (c, _) = analysed_controller(source, vec![10, 50, 100]);
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     run_ticks(&c, 1).await;
     assert_eq!(
         c.published().apps["api"].phase,
@@ -254,14 +252,7 @@ async fn a_pass_held_at_a_closed_promotion_gate_still_consumes_its_window() {
     let c = Controller::load(Arc::new(config), Arc::new(MemStore::default()))
         .unwrap()
         .with_source(source);
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     run_ticks(&c, 4).await;
     let s = &c.published().apps["api"];
     assert_eq!(
@@ -284,14 +275,7 @@ async fn source_down_is_inconclusive_and_visible_and_holds_the_step() {
         "connection refused".into(),
     ))]);
     let (c, _) = analysed_controller(source, vec![10, 50, 100]);
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     run_ticks(&c, 3).await;
     let s = &c.published().apps["api"];
     assert_eq!((s.phase, s.canary_weight), (Phase::Progressing, 10));
@@ -437,14 +421,7 @@ async fn reload_applies_new_thresholds_to_the_next_analysis() {
             .unwrap()
             .with_source(source),
     );
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     c.reload(parse(&src.replace("0.05", "0.0")), false)
         .await
         .unwrap();
@@ -464,14 +441,7 @@ async fn a_new_release_skips_the_collection_that_began_before_it_but_decisions_l
     let period = c.tick_period();
     run_ticks(&c, 1).await; // idle: a collection, nothing judged
     tokio::time::advance(period / 2).await;
-    c.command(
-        "api",
-        Input::Start {
-            version: "v2".into(),
-        },
-    )
-    .await
-    .unwrap();
+    start_v2(&c, "api").await;
     tokio::time::advance(period / 2).await;
     c.tick().await; // its collection began before the start: not taken
     run_ticks(&c, 2).await; // each collection counts in full, also right after a verdict
@@ -501,14 +471,7 @@ async fn one_tick_writes_the_state_once_whatever_the_number_of_apps() {
             .with_source(source),
     );
     for i in 0..50 {
-        c.command(
-            &format!("a{i}"),
-            Input::Start {
-                version: "v2".into(),
-            },
-        )
-        .await
-        .unwrap();
+        start_v2(&c, &format!("a{i}")).await;
     }
     let before = store.saves();
     // Every app's first inconclusive verdict changes its state (the wait starts): 50 changes.
