@@ -725,11 +725,6 @@ impl Controller {
                     reason = %result.reason,
                     "analysis"
                 );
-                // A verdict consumes the window, also when it changes nothing (a pass held at
-                // a closed gate): only an inconclusive window keeps accumulating.
-                if result.verdict != Verdict::Inconclusive {
-                    a.fresh_window(&app.name, now, false);
-                }
                 decisions.push((app.name.clone(), result));
             }
         }
@@ -745,12 +740,26 @@ impl Controller {
                 )
             })
             .collect();
-        let apps: Vec<String> = inputs.iter().map(|(a, _)| a.clone()).collect();
-        for (app, result) in apps.iter().zip(self.apply(inputs).await) {
-            if let Err(e) = result {
-                tracing::error!(app = %app, error = %e, "verdict not applied");
+        let decided: Vec<(String, bool)> = inputs
+            .iter()
+            .map(|(a, input)| {
+                let decisive = matches!(input, Input::Analysis { verdict, .. } if *verdict != Verdict::Inconclusive);
+                (a.clone(), decisive)
+            })
+            .collect();
+        let results = self.apply(inputs).await;
+        let mut a = self.analysis.lock().expect("poisoned");
+        for ((app, decisive), result) in decided.iter().zip(results) {
+            match result {
+                // A verdict consumes the window, also when it changes nothing (a pass held at a
+                // closed gate); only an inconclusive window keeps accumulating. A verdict that
+                // was not applied (the state could not be written) keeps its evidence.
+                Ok(_) if *decisive => a.fresh_window(app, now, false),
+                Ok(_) => {}
+                Err(e) => tracing::error!(app = %app, error = %e, "verdict not applied"),
             }
         }
+        drop(a);
         self.metrics.observe_tick(now.elapsed().as_secs_f64());
     }
 

@@ -118,6 +118,18 @@ fn valid_count(x: f64) -> bool {
     x.is_finite() && x >= 0.0
 }
 
+/// Whether both sides' counts are finite and not negative.
+fn counts_valid_of(canary: &SideSample, stable: &SideSample) -> bool {
+    [
+        canary.requests,
+        stable.requests,
+        canary.errors,
+        stable.errors,
+    ]
+    .iter()
+    .all(|x| valid_count(*x))
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
@@ -129,9 +141,7 @@ fn ms(seconds: f64) -> String {
 pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> Analysis {
     let (nc, ns) = (canary.requests, stable.requests);
     let min = c.min_requests as f64;
-    let counts_valid = [nc, ns, canary.errors, stable.errors]
-        .iter()
-        .all(|x| valid_count(*x));
+    let counts_valid = counts_valid_of(canary, stable);
     let requests = if !counts_valid {
         check(
             "requests",
@@ -236,7 +246,12 @@ fn error_check(
     }
     if data == Data::Insufficient {
         let few = FEW_REQUESTS.min(c.min_requests as f64);
-        if valid_count(canary.requests) && valid_count(canary.errors) && canary.requests >= few {
+        // Only short of requests, with valid counts, and an observed ratio above the ceiling.
+        let early = counts_valid_of(canary, stable)
+            && canary.requests >= few
+            && canary.requests < c.min_requests as f64
+            && rc.is_some_and(|r| r > c.max_error_ratio);
+        if early {
             let pc = RatePosterior::new(canary.errors, canary.requests);
             let p_ceiling = pc.prob_above(c.max_error_ratio);
             if p_ceiling >= OVERWHELMING_EVIDENCE {

@@ -79,9 +79,11 @@ pub struct PageParser {
     label_sets: HashSet<Arc<str>>,
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
-    /// Whether any line held more than whitespace, and whether any was a `traefik_` sample.
-    content: bool,
+    /// Whether any line was a `traefik_` sample.
     traefik: bool,
+    /// Where each series is in its service's list, by service, kind and label set (pointers:
+    /// both are shared within the page), so that a repeated series is found at once.
+    index: HashMap<(usize, SeriesKind, usize), usize>,
 }
 
 impl PageParser {
@@ -91,8 +93,8 @@ impl PageParser {
             page: Page::zero(services),
             label_sets: HashSet::new(),
             partial: Vec::new(),
-            content: false,
             traefik: false,
+            index: HashMap::new(),
         }
     }
 
@@ -112,12 +114,14 @@ impl PageParser {
         self.partial.extend_from_slice(bytes);
     }
 
-    /// The page, once the last line is read. A page without a single `traefik_` sample is an
-    /// error: whatever answered is not Traefik's metrics.
+    /// The page, once the last line is read. A page without a single `traefik_` sample, an empty
+    /// one included, is an error: whatever answered is not Traefik's metrics (a real Traefik
+    /// always has some, e.g. `traefik_config_reloads_total`), and taking it as a baseline would
+    /// count every counter's whole history in the next window.
     pub fn finish(mut self) -> Result<Page, SourceError> {
         let last = std::mem::take(&mut self.partial);
         self.line(&last);
-        if self.content && !self.traefik {
+        if !self.traefik {
             return Err(SourceError::Invalid(
                 "no traefik_ metric on the page: is the URL Traefik's metrics endpoint \
                  (metrics.prometheus enabled, e.g. http://traefik:8082/metrics)?"
@@ -130,7 +134,6 @@ impl PageParser {
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if !line.starts_with(b"traefik_") {
-            self.content |= line.iter().any(|b| !b.is_ascii_whitespace());
             return;
         }
         self.traefik = true;
@@ -188,15 +191,17 @@ impl PageParser {
                 shared
             }
         };
+        let key = (
+            Arc::as_ptr(&service) as *const u8 as usize,
+            kind,
+            Arc::as_ptr(&labels) as *const u8 as usize,
+        );
         let series = self.page.services.entry(service).or_default();
-        // The same series twice on one page: the last value counts. Label sets are shared
-        // within a page, so comparing pointers is enough.
-        match series
-            .iter_mut()
-            .find(|s| s.kind == kind && Arc::ptr_eq(&s.labels, &labels))
-        {
-            Some(s) => s.value = value,
+        // The same series twice on one page: the last value counts.
+        match self.index.get(&key) {
+            Some(&i) => series[i].value = value,
             None => {
+                self.index.insert(key, series.len());
                 series.push(Series {
                     kind,
                     labels,
@@ -293,16 +298,25 @@ pub fn increases(prev: &Page, cur: &Page) -> Collected {
             continue;
         }
         let before = prev.services.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        // Built only if a series is not where it was on the previous page.
+        let mut by_key: Option<HashMap<(SeriesKind, &str), f64>> = None;
         let side = out.entry(service.to_string()).or_default();
         for (i, s) in series.iter().enumerate() {
-            let same = |p: &&Series| p.kind == s.kind && p.labels == s.labels;
             // Pages list series in the same order: look at the same place first.
-            let previous = before
-                .get(i)
-                .filter(same)
-                .or_else(|| before.iter().find(same));
+            let previous = match before.get(i) {
+                Some(p) if p.kind == s.kind && p.labels == s.labels => Some(p.value),
+                _ => by_key
+                    .get_or_insert_with(|| {
+                        before
+                            .iter()
+                            .map(|p| ((p.kind, &*p.labels), p.value))
+                            .collect()
+                    })
+                    .get(&(s.kind, &*s.labels))
+                    .copied(),
+            };
             let delta = match previous {
-                Some(p) if s.value >= p.value => s.value - p.value,
+                Some(p) if s.value >= p => s.value - p,
                 // Went down: reset; or new: started at 0.
                 _ => s.value,
             };
@@ -393,7 +407,9 @@ pub(crate) async fn read_limited(
     if resp.content_length().is_some_and(|n| n as usize > limit) {
         return Err(LimitedError::TooLarge);
     }
-    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
+    // Reserved from the announced length, but not more than 4 MiB on the strength of a header.
+    let announced = resp.content_length().map_or(0, |n| n as usize);
+    let mut body = Vec::with_capacity(announced.min(4 << 20));
     while let Some(chunk) = resp.chunk().await.map_err(LimitedError::Http)? {
         if body.len() + chunk.len() > limit {
             return Err(LimitedError::TooLarge);

@@ -182,8 +182,8 @@ const CELLS: usize = 64;
 /// `CELLS` cells when both posteriors are alike, as few as 8 when the other one is much wider.
 /// The grid spans the narrower posterior from its 1e-10 to its 1 − 1e-10 quantile (found to a
 /// thousandth of its standard deviation), uniform when it is bell-shaped and quadratic — narrow
-/// where the density is steep — when it is skewed against 0 (few errors); the first cell also
-/// takes the mass below the grid.
+/// where the density is steep — when it is skewed against 0 (few errors); the first and the last
+/// cell also take the mass below and above the grid.
 pub fn prob_exceeds_by(canary: RatePosterior, stable: RatePosterior, margin: f64) -> f64 {
     if stable.sd() <= canary.sd() {
         let beyond = |x: f64| canary.prob_above(x + margin);
@@ -222,7 +222,9 @@ fn integrate(
     let mut x_prev = lo;
     for i in 1..=cells {
         let x = at(i);
-        let cdf = grid.cdf(x);
+        // The last cell also takes the mass above the grid (much, for a side whose requests all
+        // failed: its density is unbounded at 1).
+        let cdf = if i == cells { 1.0 } else { grid.cdf(x) };
         sum += (cdf - cdf_prev) * f(0.5 * (x_prev + x));
         (cdf_prev, x_prev) = (cdf, x);
     }
@@ -322,6 +324,17 @@ mod tests {
         integrate(stable, &beyond, None, 1 << 14, 0.0)
     }
 
+    /// The same probability the other way round, over the canary's posterior: a check of the
+    /// reference itself.
+    fn prob_exceeds_by_fine_over_canary(
+        canary: RatePosterior,
+        stable: RatePosterior,
+        margin: f64,
+    ) -> f64 {
+        let below = |y: f64| stable.cdf(y - margin);
+        integrate(canary, &below, None, 1 << 14, 0.0)
+    }
+
     #[test]
     fn exceedance_agrees_with_a_fine_integral() {
         let mut worst = 0.0f64;
@@ -333,6 +346,8 @@ mod tests {
             (300.0, 1000.0),
             (50.0, 100_000.0),
             (0.0, 50_000.0),
+            (100.0, 100.0),
+            (20.0, 20.0),
         ] {
             for (sf, sn) in [
                 (0.0, 900.0),
@@ -340,6 +355,7 @@ mod tests {
                 (45.0, 45_000.0),
                 (2.0, 100.0),
                 (5000.0, 500_000.0),
+                (3.0, 10.0),
             ] {
                 for margin in [0.0, 0.001, 0.01, 0.05] {
                     let (c, s) = (RatePosterior::new(cf, cn), RatePosterior::new(sf, sn));
@@ -348,6 +364,11 @@ mod tests {
                         prob_exceeds_by_fine(c, s, margin),
                     );
                     worst = worst.max((fast - fine).abs());
+                    let other_way = prob_exceeds_by_fine_over_canary(c, s, margin);
+                    assert!(
+                        (fine - other_way).abs() < 1e-3,
+                        "reference: canary {cf}/{cn}, stable {sf}/{sn}, margin {margin}: {fine} vs {other_way}"
+                    );
                     assert!(
                         (fast - fine).abs() < 2e-3,
                         "canary {cf}/{cn}, stable {sf}/{sn}, margin {margin}: {fast} vs {fine}"

@@ -270,6 +270,25 @@ async fn a_pass_held_at_a_closed_promotion_gate_still_consumes_its_window() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_verdict_that_could_not_be_written_keeps_its_window() {
+    let source = FakeSource::new(vec![
+        traffic(side(200.0, 200.0), side(1800.0, 18.0)),
+        Ok(Collected::new()),
+    ]);
+    let (c, store) = analysed_controller(source, vec![10, 50]);
+    start_v2(&c, "api").await;
+    store.fail_writes(true);
+    run_ticks(&c, 1).await;
+    assert_eq!(c.analyses("api")[0].analysis.verdict, Verdict::Critical);
+    assert_eq!(c.published().apps["api"].phase, Phase::Progressing);
+    store.fail_writes(false);
+    // No new traffic: the rollback comes from the evidence kept.
+    run_ticks(&c, 1).await;
+    assert_eq!(c.published().apps["api"].phase, Phase::RolledBack);
+    assert_eq!(c.analyses("api")[0].analysis.canary_requests, 200.0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn source_down_is_inconclusive_and_visible_and_holds_the_step() {
     let source = FakeSource::new(vec![Err(SourceError::Unreachable(
         "connection refused".into(),

@@ -50,6 +50,9 @@ fn below_min_requests_only_an_overwhelming_ceiling_breach_decides() {
     let a = judge(&side(10.0, 10.0, 0.01), &stable, &c);
     assert_eq!(a.verdict, Verdict::Critical, "{a:#?}");
     assert!(a.reason.contains("not waiting for 100"), "{}", a.reason);
+    // Invalid stable counts: nothing decides, not even early.
+    let a = judge(&side(50.0, 50.0, 0.01), &side(f64::NAN, 0.0, 0.01), &c);
+    assert_eq!(a.verdict, Verdict::Inconclusive, "{a:#?}");
     // A slow canary with few requests is not failed early: only the ceiling is.
     let a = judge(&side(50.0, 0.0, 0.9), &stable, &c);
     assert_eq!(a.verdict, Verdict::Inconclusive, "{a:#?}");

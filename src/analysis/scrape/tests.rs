@@ -244,8 +244,13 @@ fn labels_in_any_order_escapes_and_timestamps_are_understood() {
 
 #[test]
 fn a_page_that_is_not_traefiks_metrics_is_an_error() {
-    let err = parse_page("<html><body>Not found</body></html>\n", &wanted()).unwrap_err();
-    assert!(err.to_string().contains("no traefik_ metric"), "{err}");
+    for text in ["<html><body>Not found</body></html>\n", "", "\n \n"] {
+        let err = parse_page(text, &wanted()).unwrap_err();
+        assert!(
+            err.to_string().contains("no traefik_ metric"),
+            "{text:?}: {err}"
+        );
+    }
     // A Traefik with no service traffic yet is a valid, empty page.
     let page = parse_page("traefik_config_reloads_total 1\n", &wanted()).unwrap();
     assert!(page.is_empty());
@@ -281,4 +286,29 @@ fn a_series_listed_twice_counts_once_with_its_last_value() {
         increases(&Page::zero(&wanted()), &page)["app-canary@http"].requests,
         9.0
     );
+}
+
+#[test]
+fn series_that_moved_on_the_page_and_crlf_line_ends_are_matched() {
+    let svc = "app-canary@http";
+    let line = |code: u32, n: u64| {
+        format!("traefik_service_requests_total{{code=\"{code}\",service=\"{svc}\"}} {n}\r\n")
+    };
+    // 300 codes, then the same with a new code in front: every series moved one place.
+    let first: String = (400..700).map(|c| line(c, 10)).collect();
+    let second: String = std::iter::once(line(399, 4))
+        .chain((400..700).map(|c| line(c, 11)))
+        .collect();
+    let p1 = parse_page(&first, &wanted()).unwrap();
+    let mut parser = PageParser::new(&wanted());
+    // Pieces that cut between \r and \n.
+    for chunk in second.as_bytes().chunks(61) {
+        parser.feed(chunk);
+    }
+    let p2 = parser.finish().unwrap();
+    assert_eq!((p1.len(), p2.len()), (300, 301));
+    let d = &increases(&p1, &p2)[svc];
+    // 300 series grew by 1 (100 of them 5xx); the new one counts from 0.
+    assert_eq!(d.requests, 304.0);
+    assert_eq!(d.errors, 100.0);
 }
