@@ -1,6 +1,10 @@
 # Shared by bench/*.sh; source it after scripts/lib.sh, from the repository root.
 
 BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# cpu_ticks: all CPU time and the steal part of it (time the hypervisor ran something else while
+# this machine wanted the CPU), in clock ticks since boot.
+cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
+BENCH_CPU_START=$(cpu_ticks)
 # The real interpreter (not a pyenv shim), so that $! is the PID of the Python process itself.
 PY=$(python3 -c 'import sys; print(sys.executable)')
 BIN=$PWD/target/release/canary-pilot
@@ -49,6 +53,7 @@ env_md() {
     esac
   done
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); load average when the results were written: $(cut -d' ' -f1-3 /proc/loadavg)${BENCH_LOAD_START:+ (at the start: $BENCH_LOAD_START)}"
+  echo "- CPU steal while it ran (time the hypervisor gave to other guests, a share of this machine's CPU time): $(echo "$BENCH_CPU_START $(cpu_ticks)" | awk '{d = $3 - $1; printf "%.0f %%", (d > 0 ? 100 * ($4 - $2) / d : 0)}')"
 }
 
 # bench_args HELP_END "$@": reads --quick and --out FILE into $quick (0 or 1) and $out (set it to

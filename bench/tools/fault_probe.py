@@ -3,7 +3,8 @@
 turns bad, timing fault -> zero canary traffic.
 
   fault_probe.py run --pilot URL --traefik-api URL --canary-control URL --traffic-log FILE
-                     --reps N [--seed S] [--hold 0.5:3.5] [--quiet 2] [--timeout 60] --source NAME
+                     --reps N [--first-rep 1] [--seed S] [--hold 0.5:3.5] [--quiet 2] [--timeout 60]
+                     --source NAME
       prints one JSON object per repetition.
   fault_probe.py report FILE.jsonl...      markdown tables (per source summary, every repetition)
 
@@ -105,7 +106,7 @@ def run(a) -> None:
     attempts = 0
     while done < a.reps and attempts < a.reps + 5:
         attempts += 1
-        rec = {"source": a.source, "rep": done + 1}
+        rec = {"source": a.source, "rep": a.first_rep + done}
         http("PUT", control, {"error_rate": 0.0})
         status, body = http("POST", a.pilot + "/api/v1/apps/api/start", {"version": "v2"})
         if status != 200:
@@ -229,6 +230,7 @@ def main() -> None:
     r.add_argument("--canary-version", default="v2")
     r.add_argument("--traffic-log", required=True)
     r.add_argument("--reps", type=int, default=10)
+    r.add_argument("--first-rep", type=int, default=1, help="number of the first repetition")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--hold", default="0.5:3.5")
     r.add_argument("--quiet", type=float, default=2.0)
