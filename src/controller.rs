@@ -363,15 +363,7 @@ impl Controller {
         if applied.is_empty() {
             return results;
         }
-        let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
-        candidate.events.drain(..excess);
-
-        let store = self.store.clone();
-        let to_save = candidate.clone();
-        let saved = tokio::task::spawn_blocking(move || store.save(&to_save))
-            .await
-            .expect("state writer panicked");
-        if let Err(e) = saved {
+        if let Err(e) = self.commit(&mut guard, &config, candidate).await {
             tracing::error!(changes = applied.len(), error = %e, "state not persisted; changes refused");
             *self.persist_error.lock().expect("poisoned") = Some(e.to_string());
             for (i, _, _) in &applied {
@@ -380,15 +372,33 @@ impl Controller {
             return results;
         }
         *self.persist_error.lock().expect("poisoned") = None;
-        *guard = candidate;
-        let next = publish(&config, &guard, Some(&self.published()));
-        *self.published.write().expect("poisoned") = Arc::new(next);
         drop(guard);
 
         for (_, app, transition) in applied {
             self.after_transition(&config, &app, &transition);
         }
         results
+    }
+
+    /// Trims `candidate`'s event log and writes it; once written, it becomes the state (`state`,
+    /// held under the state lock) and is published. If the write fails, nothing changes.
+    async fn commit(
+        &self,
+        state: &mut StateFile,
+        config: &Arc<Config>,
+        mut candidate: StateFile,
+    ) -> Result<(), StoreError> {
+        let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
+        candidate.events.drain(..excess);
+        let store = self.store.clone();
+        let to_save = candidate.clone();
+        tokio::task::spawn_blocking(move || store.save(&to_save))
+            .await
+            .expect("state writer panicked")?;
+        *state = candidate;
+        let next = publish(config, state, Some(&self.published()));
+        *self.published.write().expect("poisoned") = Arc::new(next);
+        Ok(())
     }
 
     /// What follows a persisted transition: a fresh analysis window, metrics, notifications,
@@ -547,20 +557,12 @@ impl Controller {
     /// it.
     pub async fn record_event(&self, ev: Event) -> Result<(), ControlError> {
         let mut guard = self.state.lock().await;
-        let guard_config = self.config();
+        let config = self.config();
         let mut candidate = guard.clone();
         candidate.events.push(ev.clone());
-        let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
-        candidate.events.drain(..excess);
-        let store = self.store.clone();
-        let to_save = candidate.clone();
-        tokio::task::spawn_blocking(move || store.save(&to_save))
+        self.commit(&mut guard, &config, candidate)
             .await
-            .expect("state writer panicked")
             .map_err(|e| ControlError::Persist(e.to_string()))?;
-        *guard = candidate;
-        let next = publish(&guard_config, &guard, Some(&self.published()));
-        *self.published.write().expect("poisoned") = Arc::new(next);
         drop(guard);
         tracing::warn!(app = %ev.app, event = ev.kind.as_str(), reason = %ev.reason, "event");
         self.announce(&ev);
@@ -728,6 +730,10 @@ impl Controller {
                 decisions.push((app.name.clone(), result));
             }
         }
+        let decided: Vec<(String, bool)> = decisions
+            .iter()
+            .map(|(app, r)| (app.clone(), r.verdict != Verdict::Inconclusive))
+            .collect();
         let inputs: Vec<(String, Input)> = decisions
             .into_iter()
             .map(|(app, r)| {
@@ -738,13 +744,6 @@ impl Controller {
                         reason: r.reason,
                     },
                 )
-            })
-            .collect();
-        let decided: Vec<(String, bool)> = inputs
-            .iter()
-            .map(|(a, input)| {
-                let decisive = matches!(input, Input::Analysis { verdict, .. } if *verdict != Verdict::Inconclusive);
-                (a.clone(), decisive)
             })
             .collect();
         let results = self.apply(inputs).await;
