@@ -489,7 +489,7 @@ async fn watch(
                 .await
                 .map(|v| v["apps"].as_array().cloned().unwrap_or_default()),
         };
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let now = crate::clock::rfc3339_seconds_now();
         let lines: Vec<String> = match &fetched {
             Ok(apps) => apps.iter().map(status_line).collect(),
             Err(e) => vec![format!("unreachable: {e}")],

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -189,10 +189,7 @@ pub struct Controller {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::system_now_ms()
 }
 
 impl Controller {
@@ -526,7 +523,8 @@ impl Controller {
         }
         let new = Arc::new(new);
         if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
-            *self.source.write().expect("poisoned") = Some(crate::server::metrics_source(&new));
+            *self.source.write().expect("poisoned") =
+                Some(analysis::configured_source(&new.metrics));
         }
         if self.hooks.is_some() {
             let tx = self.failures_tx.lock().expect("poisoned").clone();

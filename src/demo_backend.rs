@@ -84,7 +84,7 @@ pub async fn run(listen: SocketAddr, settings: DemoSettings) -> std::io::Result<
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, version = %settings.version, "demo backend listening");
     axum::serve(listener, router(settings))
-        .with_graceful_shutdown(crate::server::shutdown_signal())
+        .with_graceful_shutdown(crate::signals::shutdown_signal())
         .await
 }
 

@@ -30,10 +30,6 @@ pub fn severity(kind: EventKind) -> (&'static str, &'static str) {
     }
 }
 
-fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
 /// Fills `{app}`, `{kind}`, `{version}`, `{from}`, `{to}`, `{weight}`, `{reason}`, `{time}`.
 pub fn render_template(template: &str, ev: &Event) -> String {
     template
@@ -44,7 +40,7 @@ pub fn render_template(template: &str, ev: &Event) -> String {
         .replace("{to}", ev.to.as_str())
         .replace("{weight}", &ev.weight.to_string())
         .replace("{reason}", &ev.reason)
-        .replace("{time}", &rfc3339(ev.time_ms))
+        .replace("{time}", &crate::clock::rfc3339(ev.time_ms))
 }
 
 pub const DEFAULT_TEMPLATE: &str = "{app}: {kind} {version} (canary at {weight}%): {reason}";
@@ -74,7 +70,7 @@ pub fn slack_payload(ev: &Event, template: Option<&str>) -> Value {
 /// The event as JSON, with `time` and the rendered `message`.
 pub fn generic_payload(ev: &Event, template: Option<&str>) -> Value {
     let mut v = serde_json::to_value(ev).expect("an event serializes");
-    v["time"] = json!(rfc3339(ev.time_ms));
+    v["time"] = json!(crate::clock::rfc3339(ev.time_ms));
     v["severity"] = json!(severity(ev.kind).0);
     v["message"] = json!(render_template(template.unwrap_or(DEFAULT_TEMPLATE), ev));
     v
@@ -181,7 +177,7 @@ impl Notifiers {
                                         ev.kind.as_str(),
                                         cfg.retries + 1
                                     ),
-                                    time_ms: crate::controller::now_ms(),
+                                    time_ms: crate::clock::system_now_ms(),
                                     from: ev.to,
                                     ..ev.clone()
                                 };
@@ -280,7 +276,7 @@ impl Hooks {
                             call.url,
                             HOOK_RETRIES + 1
                         ),
-                        time_ms: crate::controller::now_ms(),
+                        time_ms: crate::clock::system_now_ms(),
                         from: call.event.to,
                         ..call.event.clone()
                     };

@@ -3,12 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::analysis::prometheus::PrometheusSource;
-use crate::analysis::scrape::TraefikScrape;
-use crate::analysis::MetricsSource;
 use crate::api::{self, ApiState};
-use crate::config::{Config, MetricsSourceKind};
+use crate::config::Config;
 use crate::controller::{Controller, StartError};
+use crate::signals::shutdown_signal;
 use crate::store::FileStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,28 +21,6 @@ pub enum ServeError {
     State(#[from] StartError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 pub async fn serve(
@@ -84,7 +60,7 @@ pub async fn serve(
     let analysis_loop = match loaded {
         Ok(controller) => {
             let mut controller = controller
-                .with_source(metrics_source(&config))
+                .with_source(crate::analysis::configured_source(&config.metrics))
                 .with_delivery();
             if let Some(path) = config_path {
                 controller = controller.with_config_path(path);
@@ -130,17 +106,4 @@ async fn reload_on_sighup(controller: Arc<Controller>) {
     }
     #[cfg(not(unix))]
     let _ = controller;
-}
-
-/// The configured metrics source.
-pub fn metrics_source(config: &Config) -> Arc<dyn MetricsSource> {
-    let m = &config.metrics;
-    match (m.source, &m.prometheus_url) {
-        (MetricsSourceKind::Prometheus, Some(url)) => Arc::new(PrometheusSource::new(
-            url.clone(),
-            m.queries.clone(),
-            m.timeout,
-        )),
-        _ => Arc::new(TraefikScrape::new(m.traefik_urls.clone(), m.timeout)),
-    }
 }

@@ -9,9 +9,12 @@ pub mod stats;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::config::{MetricsConfig, MetricsSourceKind};
 
 pub use judge::{judge, Analysis, CheckResult, Verdict};
 
@@ -127,6 +130,21 @@ pub trait MetricsSource: Send + Sync {
 /// The Traefik service names of an app's two roles.
 pub fn service_names(app: &str) -> (String, String) {
     (format!("{app}-stable@http"), format!("{app}-canary@http"))
+}
+
+/// The configured metrics source.
+pub fn configured_source(m: &MetricsConfig) -> Arc<dyn MetricsSource> {
+    match (m.source, &m.prometheus_url) {
+        (MetricsSourceKind::Prometheus, Some(url)) => Arc::new(prometheus::PrometheusSource::new(
+            url.clone(),
+            m.queries.clone(),
+            m.timeout,
+        )),
+        _ => Arc::new(scrape::TraefikScrape::new(
+            m.traefik_urls.clone(),
+            m.timeout,
+        )),
+    }
 }
 
 #[cfg(test)]

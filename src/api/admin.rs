@@ -1,8 +1,6 @@
 //! The admin API under `/api/v1`: read apps, analyses and events; start, pause, resume, promote
 //! and abort releases; set a weight by hand.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -76,13 +74,9 @@ impl From<&Event> for EventView {
     fn from(e: &Event) -> Self {
         EventView {
             event: e.clone(),
-            time: rfc3339(e.time_ms),
+            time: crate::clock::rfc3339(e.time_ms),
         }
     }
-}
-
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 #[derive(Debug, Serialize)]
@@ -131,14 +125,14 @@ impl AppView {
             failures: state.failures,
             failure_limit: app.analysis.failure_limit,
             reason: state.reason.clone(),
-            inconclusive_since: state.inconclusive_since_ms.map(rfc3339),
+            inconclusive_since: state.inconclusive_since_ms.map(crate::clock::rfc3339),
             last_analysis: last.map(|r| AnalysisSummary {
-                time: rfc3339(r.time_ms),
+                time: crate::clock::rfc3339(r.time_ms),
                 verdict: r.analysis.verdict.as_str(),
                 reason: r.analysis.reason.clone(),
             }),
             generation: state.generation,
-            updated_at: rfc3339(state.updated_at_ms),
+            updated_at: crate::clock::rfc3339(state.updated_at_ms),
         }
     }
 }
