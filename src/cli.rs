@@ -449,8 +449,11 @@ fn check(config_path: PathBuf, state: Option<PathBuf>) -> Result<(), Failure> {
         if let Some(s) = loaded {
             crate::store::Store::save(&store, &s).map_err(Failure::failed)?;
         }
-        let controller =
-            Controller::load(config.clone(), std::sync::Arc::new(store)).map_err(Failure::usage)?;
+        let controller = Controller::load(
+            config.clone(),
+            crate::controller::Dependencies::new(std::sync::Arc::new(store)),
+        )
+        .map_err(Failure::usage)?;
         eprintln!("config ok; rendering the state in {}", state_path.display());
         controller.published().document.to_vec()
     };

@@ -4,6 +4,7 @@
 //! the rendered Traefik document that the provider endpoint serves from memory.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample, Verdict};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
@@ -84,12 +86,35 @@ pub struct ReloadReport {
     pub unchanged: Vec<String>,
 }
 
+/// Why a reload was refused; nothing was reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadRefusal {
+    #[error("canary-pilot was not started from a config file")]
+    NoConfigFile,
+    #[error("{key} changed; restart canary-pilot to apply it (nothing was reloaded)")]
+    NeedsRestart { key: &'static str },
+    #[error(
+        "the new config removes app {app:?}, whose release is {phase}; abort or promote it \
+         first, or reload with force (nothing was reloaded)"
+    )]
+    RemovesActiveApp { app: String, phase: &'static str },
+    #[error(
+        "app {app:?} is stable on slot {slot:?}, which the new config does not have (slots \
+         {slots:?}); nothing was reloaded"
+    )]
+    StableSlotRemoved {
+        app: String,
+        slot: String,
+        slots: Vec<String>,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error(transparent)]
     Invalid(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] ReloadRefusal),
     #[error("the reload was not applied because the state could not be persisted: {0}")]
     Persist(#[source] StoreError),
 }
@@ -101,7 +126,7 @@ pub enum ControlError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("the change was not applied because it could not be persisted: {0}")]
-    Persist(String),
+    Persist(#[source] Arc<StoreError>),
 }
 
 /// Figures collected for one app since its window started.
@@ -168,18 +193,50 @@ impl AnalysisState {
     }
 }
 
+/// What the controller is built from. `Dependencies::new(store)` gives the defaults of a
+/// controller that reads no metrics and delivers nothing (tests, `check`); `serve` sets them all.
+pub struct Dependencies {
+    pub store: Arc<dyn Store>,
+    /// Where the analysis loop reads its figures; none: every analysis is inconclusive.
+    pub source: Option<Arc<dyn MetricsSource>>,
+    /// Wall-clock time for state and events.
+    pub clock: Arc<dyn Clock>,
+    /// The file the config was read from, for reloads.
+    pub config_path: Option<PathBuf>,
+    /// Start the notifiers and the hook deliverer (needs a Tokio runtime).
+    pub deliver: bool,
+}
+
+impl Dependencies {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Dependencies {
+            store,
+            source: None,
+            clock: Arc::new(SystemClock),
+            config_path: None,
+            deliver: false,
+        }
+    }
+}
+
+/// What a reload replaces besides the config (which travels in [`Published`]).
+struct Live {
+    source: Option<Arc<dyn MetricsSource>>,
+    notifiers: Arc<Notifiers>,
+}
+
 pub struct Controller {
     store: Arc<dyn Store>,
-    source: RwLock<Option<Arc<dyn MetricsSource>>>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    notifiers: RwLock<Arc<Notifiers>>,
-    /// Where failed hooks and notifications come back as events.
-    failures_tx: Mutex<Option<mpsc::Sender<Event>>>,
-    /// The file the config was read from, for reloads.
-    config_path: Mutex<Option<std::path::PathBuf>>,
+    config_path: Option<PathBuf>,
+    /// Delivers hooks; failed deliveries come back on `failures` as events.
     hooks: Option<Hooks>,
-    hook_failures: Mutex<Option<mpsc::Receiver<Event>>>,
+    failures_tx: Option<mpsc::Sender<Event>>,
+    /// Taken once by [`Controller::run`], which records what arrives.
+    failures_rx: Mutex<Option<mpsc::Receiver<Event>>>,
     gates_http: reqwest::Client,
+    live: RwLock<Live>,
     /// The authoritative state; held across persist so changes apply in order.
     state: tokio::sync::Mutex<StateFile>,
     published: RwLock<Arc<Published>>,
@@ -188,14 +245,18 @@ pub struct Controller {
     analysis: Mutex<AnalysisState>,
 }
 
-pub fn now_ms() -> u64 {
-    crate::clock::system_now_ms()
-}
-
 impl Controller {
     /// Loads the stored state, adds an initial state for apps seen for the first time, and
-    /// persists the result when it added anything. Blocking: call it off the async runtime.
-    pub fn load(config: Arc<Config>, store: Arc<dyn Store>) -> Result<Controller, StartError> {
+    /// persists the result when it added anything. Blocking: call it off the async runtime
+    /// (but inside it when `deps.deliver` is set).
+    pub fn load(config: Arc<Config>, deps: Dependencies) -> Result<Controller, StartError> {
+        let Dependencies {
+            store,
+            source,
+            clock,
+            config_path,
+            deliver,
+        } = deps;
         let loaded = store.load()?;
         let existed = loaded.is_some();
         let mut state = loaded.unwrap_or(StateFile {
@@ -218,7 +279,7 @@ impl Controller {
                 None => {
                     state
                         .apps
-                        .insert(app.name.clone(), AppState::initial(app, now_ms()));
+                        .insert(app.name.clone(), AppState::initial(app, clock.now_ms()));
                     added.push(app.name.clone());
                 }
             }
@@ -240,16 +301,27 @@ impl Controller {
         for (name, s) in &published.apps {
             metrics.observe_state(name, s);
         }
+        let (failures_tx, failures_rx, hooks, notifiers) = if deliver {
+            let (tx, rx) = mpsc::channel(1000);
+            let notifiers = Notifiers::start(&config.notifiers, metrics.clone(), Some(tx.clone()));
+            let hooks = Hooks::start(metrics.clone(), tx.clone());
+            (Some(tx), Some(rx), Some(hooks), notifiers)
+        } else {
+            (None, None, None, Notifiers::default())
+        };
         Ok(Controller {
             store,
-            source: RwLock::new(None),
+            clock,
             metrics,
-            notifiers: RwLock::new(Arc::new(Notifiers::default())),
-            failures_tx: Mutex::new(None),
-            config_path: Mutex::new(None),
-            hooks: None,
-            hook_failures: Mutex::new(None),
+            config_path,
+            hooks,
+            failures_tx,
+            failures_rx: Mutex::new(failures_rx),
             gates_http: reqwest::Client::new(),
+            live: RwLock::new(Live {
+                source,
+                notifiers: Arc::new(notifiers),
+            }),
             state: tokio::sync::Mutex::new(state),
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
@@ -257,34 +329,8 @@ impl Controller {
         })
     }
 
-    /// The source the analysis loop reads.
-    pub fn with_source(self, source: Arc<dyn MetricsSource>) -> Self {
-        *self.source.write().expect("poisoned") = Some(source);
-        self
-    }
-
-    /// Remembers the config file, so that a reload reads it again.
-    pub fn with_config_path(self, path: std::path::PathBuf) -> Self {
-        *self.config_path.lock().expect("poisoned") = Some(path);
-        self
-    }
-
-    pub fn config_path(&self) -> Option<std::path::PathBuf> {
-        self.config_path.lock().expect("poisoned").clone()
-    }
-
-    /// Starts the notifiers and the hook deliverer (inside a Tokio runtime).
-    pub fn with_delivery(mut self) -> Self {
-        let (tx, rx) = mpsc::channel(1000);
-        *self.notifiers.write().expect("poisoned") = Arc::new(Notifiers::start(
-            &self.config().notifiers,
-            self.metrics.clone(),
-            Some(tx.clone()),
-        ));
-        *self.failures_tx.lock().expect("poisoned") = Some(tx.clone());
-        self.hooks = Some(Hooks::start(self.metrics.clone(), tx));
-        self.hook_failures = Mutex::new(Some(rx));
-        self
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -335,6 +381,7 @@ impl Controller {
         let mut guard = self.state.lock().await;
         // Read under the state lock: a reload swaps the config under it too.
         let config = self.config();
+        let now = self.clock.now_ms();
         let mut candidate = guard.clone();
         let mut results = Vec::with_capacity(inputs.len());
         let mut applied = Vec::new();
@@ -344,7 +391,7 @@ impl Controller {
                 results.push(Err(ControlError::UnknownApp(app)));
                 continue;
             };
-            match rollout::step(app_cfg, current, input, now_ms()) {
+            match rollout::step(app_cfg, current, input, now) {
                 Err(refusal) => results.push(Err(refusal.into())),
                 Ok(None) => results.push(Ok(current.clone())),
                 Ok(Some(transition)) => {
@@ -362,13 +409,12 @@ impl Controller {
         }
         if let Err(e) = self.commit(&mut guard, &config, candidate).await {
             tracing::error!(changes = applied.len(), error = %e, "state not persisted; changes refused");
-            *self.persist_error.lock().expect("poisoned") = Some(e.to_string());
+            let e = Arc::new(e);
             for (i, _, _) in &applied {
-                results[*i] = Err(ControlError::Persist(e.to_string()));
+                results[*i] = Err(ControlError::Persist(e.clone()));
             }
             return results;
         }
-        *self.persist_error.lock().expect("poisoned") = None;
         drop(guard);
 
         for (_, app, transition) in applied {
@@ -377,8 +423,10 @@ impl Controller {
         results
     }
 
-    /// Trims `candidate`'s event log and writes it; once written, it becomes the state (`state`,
-    /// held under the state lock) and is published. If the write fails, nothing changes.
+    /// The one way state changes: trims `candidate`'s event log and writes it (when it differs
+    /// from `state`); once written, it becomes the state (`state`, held under the state lock)
+    /// and is published under `config`. If the write fails, nothing changes and readiness says
+    /// why until the next write succeeds.
     async fn commit(
         &self,
         state: &mut StateFile,
@@ -387,11 +435,16 @@ impl Controller {
     ) -> Result<(), StoreError> {
         let excess = candidate.events.len().saturating_sub(MAX_EVENTS);
         candidate.events.drain(..excess);
-        let store = self.store.clone();
-        let to_save = candidate.clone();
-        tokio::task::spawn_blocking(move || store.save(&to_save))
-            .await
-            .expect("state writer panicked")?;
+        if candidate != *state {
+            let store = self.store.clone();
+            let to_save = candidate.clone();
+            let saved = tokio::task::spawn_blocking(move || store.save(&to_save))
+                .await
+                .expect("state writer panicked");
+            *self.persist_error.lock().expect("poisoned") =
+                saved.as_ref().err().map(|e| e.to_string());
+            saved?;
+        }
         *state = candidate;
         let next = publish(config, state, Some(&self.published()));
         *self.published.write().expect("poisoned") = Arc::new(next);
@@ -447,9 +500,10 @@ impl Controller {
 
     /// Reads the config file again and applies it (see [`Controller::reload`]).
     pub async fn reload_from_file(&self, force: bool) -> Result<ReloadReport, ReloadError> {
-        let path = self.config_path().ok_or_else(|| {
-            ReloadError::Refused("canary-pilot was not started from a config file".into())
-        })?;
+        let path = self
+            .config_path
+            .clone()
+            .ok_or(ReloadRefusal::NoConfigFile)?;
         let new = tokio::task::spawn_blocking(move || Config::load(&path))
             .await
             .expect("config reader panicked")?;
@@ -463,78 +517,12 @@ impl Controller {
     pub async fn reload(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
         let mut guard = self.state.lock().await;
         let old = self.config();
-        for (key, changed) in [
-            ("server.listen", new.server.listen != old.server.listen),
-            (
-                "server.state_file",
-                new.server.state_file != old.server.state_file,
-            ),
-        ] {
-            if changed {
-                return Err(ReloadError::Refused(format!(
-                    "{key} changed; restart canary-pilot to apply it (nothing was reloaded)"
-                )));
-            }
-        }
-        let mut report = ReloadReport::default();
-        for name in old.apps.keys().filter(|n| !new.apps.contains_key(*n)) {
-            if let Some(s) = guard.apps.get(name).filter(|s| s.phase.is_active()) {
-                if !force {
-                    return Err(ReloadError::Refused(format!(
-                        "the new config removes app {name:?}, whose release is {}; abort or promote it first, or reload with force (nothing was reloaded)",
-                        s.phase.as_str()
-                    )));
-                }
-            }
-            report.removed.push(name.clone());
-        }
-        let mut candidate = guard.clone();
-        for app in new.apps.values() {
-            match candidate.apps.get(&app.name) {
-                Some(s) if !app.slots.contains_key(&s.stable_slot) => {
-                    return Err(ReloadError::Refused(format!(
-                        "app {:?} is stable on slot {:?}, which the new config does not have (slots {:?}); nothing was reloaded",
-                        app.name,
-                        s.stable_slot,
-                        app.slots.keys().collect::<Vec<_>>()
-                    )));
-                }
-                Some(_) => match old.apps.get(&app.name) {
-                    Some(o) if format!("{o:?}") == format!("{app:?}") => {
-                        report.unchanged.push(app.name.clone())
-                    }
-                    _ => report.changed.push(app.name.clone()),
-                },
-                None => {
-                    candidate
-                        .apps
-                        .insert(app.name.clone(), AppState::initial(app, now_ms()));
-                    report.added.push(app.name.clone());
-                }
-            }
-        }
-        if candidate != *guard {
-            let store = self.store.clone();
-            let to_save = candidate.clone();
-            tokio::task::spawn_blocking(move || store.save(&to_save))
-                .await
-                .expect("state writer panicked")
-                .map_err(ReloadError::Persist)?;
-        }
+        let (candidate, report) = reconcile(&old, &new, &guard, force, self.clock.now_ms())?;
         let new = Arc::new(new);
-        if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
-            *self.source.write().expect("poisoned") =
-                Some(analysis::configured_source(&new.metrics));
-        }
-        if self.hooks.is_some() {
-            let tx = self.failures_tx.lock().expect("poisoned").clone();
-            // The old notifiers deliver what they have queued, then stop.
-            *self.notifiers.write().expect("poisoned") =
-                Arc::new(Notifiers::start(&new.notifiers, self.metrics.clone(), tx));
-        }
-        self.metrics.set_limits(&new);
-        *guard = candidate;
-        *self.published.write().expect("poisoned") = Arc::new(publish(&new, &guard, None));
+        self.commit(&mut guard, &new, candidate)
+            .await
+            .map_err(ReloadError::Persist)?;
+        self.replace_live(&old, &new);
         for (name, s) in &guard.apps {
             if new.apps.contains_key(name) {
                 self.metrics.observe_state(name, s);
@@ -545,10 +533,29 @@ impl Controller {
         Ok(report)
     }
 
+    /// What a reload replaces besides the config and the state: the metrics source when its
+    /// settings changed, the notifiers, and the limits shown in metrics.
+    fn replace_live(&self, old: &Config, new: &Config) {
+        let mut live = self.live.write().expect("poisoned");
+        if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
+            live.source = Some(analysis::configured_source(&new.metrics));
+        }
+        if self.hooks.is_some() {
+            // The old notifiers deliver what they have queued, then stop.
+            live.notifiers = Arc::new(Notifiers::start(
+                &new.notifiers,
+                self.metrics.clone(),
+                self.failures_tx.clone(),
+            ));
+        }
+        self.metrics.set_limits(new);
+    }
+
     /// Counts and notifies an event that was persisted.
     fn announce(&self, ev: &Event) {
-        self.metrics.count_event(&ev.app, ev.kind.as_str());
-        self.notifiers.read().expect("poisoned").clone().notify(ev);
+        self.metrics.count_event(&ev.app, ev.kind);
+        let notifiers = self.live.read().expect("poisoned").notifiers.clone();
+        notifiers.notify(ev);
     }
 
     /// Persists an event that changes no state (a failed hook or notification), then announces
@@ -560,7 +567,7 @@ impl Controller {
         candidate.events.push(ev.clone());
         self.commit(&mut guard, &config, candidate)
             .await
-            .map_err(|e| ControlError::Persist(e.to_string()))?;
+            .map_err(|e| ControlError::Persist(Arc::new(e)))?;
         drop(guard);
         tracing::warn!(app = %ev.app, event = ev.kind.as_str(), reason = %ev.reason, "event");
         self.announce(&ev);
@@ -623,21 +630,6 @@ impl Controller {
     pub async fn tick(&self) {
         let now = Instant::now();
         let period = self.tick_period();
-        let failed_hooks: Vec<Event> = {
-            let mut rx = self.hook_failures.lock().expect("poisoned");
-            let mut out = Vec::new();
-            if let Some(rx) = rx.as_mut() {
-                while let Ok(ev) = rx.try_recv() {
-                    out.push(ev);
-                }
-            }
-            out
-        };
-        for ev in failed_hooks {
-            if let Err(e) = self.record_event(ev).await {
-                tracing::error!(error = %e, "hook failure not recorded");
-            }
-        }
         self.ask_gates(&self.published()).await;
         let published = self.published();
         let config = published.config.clone();
@@ -654,7 +646,7 @@ impl Controller {
             let began = a.last_collect.unwrap_or(now - period);
             (now - began, began)
         };
-        let source = self.source.read().expect("poisoned").clone();
+        let source = self.live.read().expect("poisoned").source.clone();
         let collected = match &source {
             Some(source) => source.collect(&services, window).await,
             None => Err(analysis::SourceError::Unreachable(
@@ -663,7 +655,7 @@ impl Controller {
         };
         let source_name = source.as_ref().map(|s| s.describe()).unwrap_or_default();
         if let Err(e) = &collected {
-            self.metrics.count_source_error();
+            self.metrics.count_source_error(e);
             tracing::warn!(error = %e, "metrics collection failed; analyses are inconclusive");
         }
 
@@ -702,7 +694,7 @@ impl Controller {
                     Err(e) => Analysis::unavailable(e.to_string()),
                 };
                 let record = AnalysisRecord {
-                    time_ms: now_ms(),
+                    time_ms: self.clock.now_ms(),
                     phase: state.phase,
                     weight: state.canary_weight,
                     step: state.step_index + 1,
@@ -760,16 +752,23 @@ impl Controller {
         self.metrics.observe_tick(now.elapsed().as_secs_f64());
     }
 
-    /// The analysis loop: ticks until `shutdown` resolves.
+    /// The analysis loop: ticks until `shutdown` resolves, and records failed hooks and
+    /// notifications as they come back from their delivery workers.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let mut period = self.tick_period();
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = self.failures_rx.lock().expect("poisoned").take();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = ticker.tick() => self.tick().await,
+                Some(ev) = recv(&mut failures) => {
+                    if let Err(e) = self.record_event(ev).await {
+                        tracing::error!(error = %e, "delivery failure not recorded");
+                    }
+                }
             }
             // A reload may have changed the intervals.
             if self.tick_period() != period {
@@ -779,6 +778,74 @@ impl Controller {
             }
         }
     }
+}
+
+/// The next event from `rx`, or never when there is none to receive from.
+async fn recv(rx: &mut Option<mpsc::Receiver<Event>>) -> Option<Event> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The state `new` gives, from `state` under `old`, and what changed; refused, with nothing
+/// changed, when `new` needs a restart, drops an app's stable slot, or removes an app whose
+/// release is under way (unless `force`).
+fn reconcile(
+    old: &Config,
+    new: &Config,
+    state: &StateFile,
+    force: bool,
+    now_ms: u64,
+) -> Result<(StateFile, ReloadReport), ReloadRefusal> {
+    for (key, changed) in [
+        ("server.listen", new.server.listen != old.server.listen),
+        (
+            "server.state_file",
+            new.server.state_file != old.server.state_file,
+        ),
+    ] {
+        if changed {
+            return Err(ReloadRefusal::NeedsRestart { key });
+        }
+    }
+    let mut report = ReloadReport::default();
+    for name in old.apps.keys().filter(|n| !new.apps.contains_key(*n)) {
+        if let Some(s) = state.apps.get(name).filter(|s| s.phase.is_active()) {
+            if !force {
+                return Err(ReloadRefusal::RemovesActiveApp {
+                    app: name.clone(),
+                    phase: s.phase.as_str(),
+                });
+            }
+        }
+        report.removed.push(name.clone());
+    }
+    let mut candidate = state.clone();
+    for app in new.apps.values() {
+        match candidate.apps.get(&app.name) {
+            Some(s) if !app.slots.contains_key(&s.stable_slot) => {
+                return Err(ReloadRefusal::StableSlotRemoved {
+                    app: app.name.clone(),
+                    slot: s.stable_slot.clone(),
+                    slots: app.slots.keys().cloned().collect(),
+                });
+            }
+            Some(_) => match old.apps.get(&app.name) {
+                Some(o) if format!("{o:?}") == format!("{app:?}") => {
+                    report.unchanged.push(app.name.clone())
+                }
+                _ => report.changed.push(app.name.clone()),
+            },
+            None => {
+                candidate
+                    .apps
+                    .insert(app.name.clone(), AppState::initial(app, now_ms));
+                report.added.push(app.name.clone());
+            }
+        }
+    }
+    Ok((candidate, report))
 }
 
 /// The snapshot of `state` under `config`. Apps whose rendering `prev` holds for the same

@@ -4,18 +4,98 @@
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, SourceError};
 use crate::config::Config;
-use crate::rollout::{AppState, Phase};
+use crate::rollout::{AppState, EventKind, Phase};
 
-type Labels = Vec<(&'static str, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabels {
+    app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    app: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    app: String,
+    check: String,
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ValueLabels {
+    app: String,
+    check: String,
+    side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    app: String,
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    app: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    notifier: String,
+    result: DeliveryResult,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceErrorLabels {
+    reason: SourceErrorReason,
+}
+
+/// How one notification or hook delivery ended, as the `result` label counts it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum DeliveryResult {
+    delivered,
+    retried,
+    failed,
+    dropped,
+}
+
+impl DeliveryResult {
+    pub const ALL: [DeliveryResult; 4] = [
+        DeliveryResult::delivered,
+        DeliveryResult::retried,
+        DeliveryResult::failed,
+        DeliveryResult::dropped,
+    ];
+}
+
+/// Why a metrics collection failed, as the `reason` label counts it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum SourceErrorReason {
+    unreachable,
+    invalid,
+}
 
 const PHASES: [Phase; 6] = [
     Phase::Idle,
@@ -28,17 +108,17 @@ const PHASES: [Phase; 6] = [
 
 pub struct Metrics {
     registry: Registry,
-    canary_weight: Family<Labels, Gauge>,
-    app_phase: Family<Labels, Gauge>,
-    phase_since: Family<Labels, FloatGauge>,
-    app_step: Family<Labels, Gauge>,
-    verdicts: Family<Labels, Counter>,
-    values: Family<Labels, FloatGauge>,
-    limits: Family<Labels, FloatGauge>,
-    events: Family<Labels, Counter>,
-    notifications: Family<Labels, Counter>,
+    canary_weight: Family<AppLabels, Gauge>,
+    app_phase: Family<PhaseLabels, Gauge>,
+    phase_since: Family<AppLabels, FloatGauge>,
+    app_step: Family<AppLabels, Gauge>,
+    verdicts: Family<VerdictLabels, Counter>,
+    values: Family<ValueLabels, FloatGauge>,
+    limits: Family<LimitLabels, FloatGauge>,
+    events: Family<EventLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
     tick_duration: Histogram,
-    source_errors: Counter,
+    source_errors: Family<SourceErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -50,9 +130,11 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("canary_pilot");
-        let build_info = Family::<Labels, Gauge>::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
-            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
             .set(1);
         registry.register("build_info", "Build information", build_info);
         let m = Metrics {
@@ -68,7 +150,7 @@ impl Metrics {
             tick_duration: Histogram::new([
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
-            source_errors: Counter::default(),
+            source_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,19 +211,24 @@ impl Metrics {
     /// `increase()` sees their first increment.
     pub fn set_limits(&self, config: &Config) {
         for n in &config.notifiers {
-            for result in ["delivered", "retried", "failed", "dropped"] {
-                let _ = self.notifications.get_or_create(&vec![
-                    ("notifier", n.name.clone()),
-                    ("result", result.to_string()),
-                ]);
+            for result in DeliveryResult::ALL {
+                let _ = self.notifications.get_or_create(&NotificationLabels {
+                    notifier: n.name.clone(),
+                    result,
+                });
             }
         }
+        for reason in [SourceErrorReason::unreachable, SourceErrorReason::invalid] {
+            let _ = self
+                .source_errors
+                .get_or_create(&SourceErrorLabels { reason });
+        }
         for app in config.apps.values() {
-            for kind in crate::rollout::EventKind::ALL {
-                let _ = self.events.get_or_create(&vec![
-                    ("app", app.name.clone()),
-                    ("kind", kind.as_str().to_string()),
-                ]);
+            for kind in EventKind::ALL {
+                let _ = self.events.get_or_create(&EventLabels {
+                    app: app.name.clone(),
+                    kind: kind.as_str(),
+                });
             }
             let latency = format!(
                 "latency_p{}",
@@ -149,11 +236,11 @@ impl Metrics {
             );
             for check in ["overall", "requests", "error_ratio", latency.as_str()] {
                 for verdict in ["pass", "inconclusive", "fail", "critical"] {
-                    let _ = self.verdicts.get_or_create(&vec![
-                        ("app", app.name.clone()),
-                        ("check", check.to_string()),
-                        ("verdict", verdict.to_string()),
-                    ]);
+                    let _ = self.verdicts.get_or_create(&VerdictLabels {
+                        app: app.name.clone(),
+                        check: check.to_string(),
+                        verdict,
+                    });
                 }
             }
             let a = &app.analysis;
@@ -169,10 +256,10 @@ impl Metrics {
             }
             for (limit, v) in limits {
                 self.limits
-                    .get_or_create(&vec![
-                        ("app", app.name.clone()),
-                        ("limit", limit.to_string()),
-                    ])
+                    .get_or_create(&LimitLabels {
+                        app: app.name.clone(),
+                        limit,
+                    })
                     .set(v);
             }
         }
@@ -180,44 +267,47 @@ impl Metrics {
 
     /// Records every app's state after a change.
     pub fn observe_state(&self, app: &str, s: &AppState) {
-        let a = || vec![("app", app.to_string())];
+        let a = AppLabels {
+            app: app.to_string(),
+        };
         self.canary_weight
-            .get_or_create(&a())
+            .get_or_create(&a)
             .set(s.canary_weight as i64);
-        self.app_step
-            .get_or_create(&a())
-            .set(if s.phase.is_active() {
-                s.step_index as i64 + 1
-            } else {
-                0
-            });
+        self.app_step.get_or_create(&a).set(if s.phase.is_active() {
+            s.step_index as i64 + 1
+        } else {
+            0
+        });
         self.phase_since
-            .get_or_create(&a())
+            .get_or_create(&a)
             .set(s.phase_since_ms as f64 / 1000.0);
         for p in PHASES {
             self.app_phase
-                .get_or_create(&vec![
-                    ("app", app.to_string()),
-                    ("phase", p.as_str().to_string()),
-                ])
+                .get_or_create(&PhaseLabels {
+                    app: app.to_string(),
+                    phase: p.as_str(),
+                })
                 .set(i64::from(p == s.phase));
         }
     }
 
-    pub fn count_event(&self, app: &str, kind: &str) {
+    pub fn count_event(&self, app: &str, kind: EventKind) {
         self.events
-            .get_or_create(&vec![("app", app.to_string()), ("kind", kind.to_string())])
+            .get_or_create(&EventLabels {
+                app: app.to_string(),
+                kind: kind.as_str(),
+            })
             .inc();
     }
 
     pub fn observe_analysis(&self, app: &str, a: &Analysis) {
-        let verdict = |check: &str, v: &str| {
+        let verdict = |check: &str, verdict: &'static str| {
             self.verdicts
-                .get_or_create(&vec![
-                    ("app", app.to_string()),
-                    ("check", check.to_string()),
-                    ("verdict", v.to_string()),
-                ])
+                .get_or_create(&VerdictLabels {
+                    app: app.to_string(),
+                    check: check.to_string(),
+                    verdict,
+                })
                 .inc();
         };
         verdict("overall", a.verdict.as_str());
@@ -226,23 +316,23 @@ impl Metrics {
             for (side, v) in [("canary", c.canary), ("stable", c.stable)] {
                 if let Some(v) = v.filter(|v| v.is_finite()) {
                     self.values
-                        .get_or_create(&vec![
-                            ("app", app.to_string()),
-                            ("check", c.check.clone()),
-                            ("side", side.to_string()),
-                        ])
+                        .get_or_create(&ValueLabels {
+                            app: app.to_string(),
+                            check: c.check.clone(),
+                            side,
+                        })
                         .set(v);
                 }
             }
         }
     }
 
-    pub fn count_notification(&self, notifier: &str, result: &str) {
+    pub fn count_notification(&self, notifier: &str, result: DeliveryResult) {
         self.notifications
-            .get_or_create(&vec![
-                ("notifier", notifier.to_string()),
-                ("result", result.to_string()),
-            ])
+            .get_or_create(&NotificationLabels {
+                notifier: notifier.to_string(),
+                result,
+            })
             .inc();
     }
 
@@ -250,8 +340,14 @@ impl Metrics {
         self.tick_duration.observe(seconds);
     }
 
-    pub fn count_source_error(&self) {
-        self.source_errors.inc();
+    pub fn count_source_error(&self, e: &SourceError) {
+        let reason = match e {
+            SourceError::Unreachable(_) => SourceErrorReason::unreachable,
+            SourceError::Invalid(_) => SourceErrorReason::invalid,
+        };
+        self.source_errors
+            .get_or_create(&SourceErrorLabels { reason })
+            .inc();
     }
 
     /// The text exposition.
@@ -277,8 +373,8 @@ mod tests {
         s.phase = Phase::Progressing;
         s.step_index = 1;
         m.observe_state("api", &s);
-        m.count_event("api", "started");
-        m.count_notification("ops", "failed");
+        m.count_event("api", EventKind::Started);
+        m.count_notification("ops", DeliveryResult::failed);
         m.observe_tick(0.02);
         let text = m.render();
         for line in [

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::config::{NotifierConfig, NotifierKind, Secret};
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryResult, Metrics};
 use crate::rollout::{Event, EventKind};
 
 /// Header carrying the HMAC-SHA256 of a generic payload: `sha256=<hex>`.
@@ -86,6 +86,32 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Why a delivery or a gate question did not get a 2xx. The receiver's own error text is not
+/// kept: it may hold the URL, which may be a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed")]
+    Connect,
+    #[error("request failed")]
+    Request,
+}
+
+impl DeliveryError {
+    fn of(e: &reqwest::Error, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            DeliveryError::Timeout(timeout)
+        } else if e.is_connect() {
+            DeliveryError::Connect
+        } else {
+            DeliveryError::Request
+        }
+    }
+}
+
 /// One request to send: body and headers are final.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -103,9 +129,9 @@ pub async fn post_with_retries(
     retries: u32,
     metrics: &Metrics,
     name: &str,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let mut backoff = Duration::from_millis(200);
-    let mut last_error = String::new();
+    let mut last_error = DeliveryError::Request;
     for attempt in 0..=retries {
         let mut req = http
             .post(url)
@@ -117,22 +143,19 @@ pub async fn post_with_retries(
         }
         match req.send().await {
             Ok(resp) if resp.status().is_success() => {
-                metrics.count_notification(name, "delivered");
+                metrics.count_notification(name, DeliveryResult::delivered);
                 return Ok(());
             }
-            Ok(resp) => last_error = format!("HTTP {}", resp.status()),
-            // The error text may contain the URL, which may be a secret: keep only its kind.
-            Err(e) if e.is_timeout() => last_error = format!("no answer within {timeout:?}"),
-            Err(e) if e.is_connect() => last_error = "connection failed".into(),
-            Err(_) => last_error = "request failed".into(),
+            Ok(resp) => last_error = DeliveryError::Status(resp.status()),
+            Err(e) => last_error = DeliveryError::of(&e, timeout),
         }
         if attempt < retries {
-            metrics.count_notification(name, "retried");
+            metrics.count_notification(name, DeliveryResult::retried);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
-    metrics.count_notification(name, "failed");
+    metrics.count_notification(name, DeliveryResult::failed);
     Err(last_error)
 }
 
@@ -203,7 +226,8 @@ impl Notifiers {
                 continue;
             }
             if w.tx.try_send(ev.clone()).is_err() {
-                self.metrics.count_notification(&c.name, "dropped");
+                self.metrics
+                    .count_notification(&c.name, DeliveryResult::dropped);
                 tracing::warn!(notifier = %c.name, app = %ev.app, event = ev.kind.as_str(), "notification queue full; event dropped");
             }
         }
@@ -289,7 +313,8 @@ impl Hooks {
 
     pub fn call(&self, call: HookCall) {
         if self.tx.try_send(call).is_err() {
-            self.metrics.count_notification("hooks", "dropped");
+            self.metrics
+                .count_notification("hooks", DeliveryResult::dropped);
         }
     }
 }
@@ -301,7 +326,7 @@ pub async fn ask_gate(
     gate: &str,
     ev: &Value,
     timeout: Duration,
-) -> Result<bool, String> {
+) -> Result<bool, DeliveryError> {
     let mut body = ev.clone();
     body["gate"] = json!(gate);
     match http
@@ -312,8 +337,7 @@ pub async fn ask_gate(
         .await
     {
         Ok(resp) => Ok(resp.status().is_success()),
-        Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
-        Err(_) => Err("connection failed".into()),
+        Err(e) => Err(DeliveryError::of(&e, timeout)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use crate::controller::{Controller, StartError};
+use crate::controller::{Controller, Dependencies, StartError};
 use crate::signals::shutdown_signal;
 use crate::store::FileStore;
 
@@ -49,22 +49,21 @@ pub async fn serve(
     });
     tracing::info!(addr = %local, apps = config.apps.len(), "listening; loading state");
 
-    let store = Arc::new(FileStore::new(config.server.state_file.clone()));
+    let deps = Dependencies {
+        source: Some(crate::analysis::configured_source(&config.metrics)),
+        config_path,
+        deliver: true,
+        ..Dependencies::new(Arc::new(FileStore::new(config.server.state_file.clone())))
+    };
     let loaded = tokio::task::spawn_blocking({
         let config = config.clone();
-        move || Controller::load(config, store)
+        move || Controller::load(config, deps)
     })
     .await
     .expect("state loader panicked");
     let (loop_stop_tx, loop_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let analysis_loop = match loaded {
         Ok(controller) => {
-            let mut controller = controller
-                .with_source(crate::analysis::configured_source(&config.metrics))
-                .with_delivery();
-            if let Some(path) = config_path {
-                controller = controller.with_config_path(path);
-            }
             let controller = Arc::new(controller);
             tokio::spawn(reload_on_sighup(controller.clone()));
             let _ = state.controller.set(controller.clone());

@@ -115,7 +115,11 @@ async fn every_listed_route_is_served() {
     .unwrap();
     let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
     let store = Arc::new(canary_pilot::store::MemStore::default());
-    let controller = canary_pilot::controller::Controller::load(config, store).unwrap();
+    let controller = canary_pilot::controller::Controller::load(
+        config,
+        canary_pilot::controller::Dependencies::new(store),
+    )
+    .unwrap();
     let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));
     for (method, path) in canary_pilot::api::ROUTES {
         let uri = path.replace("{app}", "api");

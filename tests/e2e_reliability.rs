@@ -434,11 +434,11 @@ async fn metrics_source_down_garbage_or_slow_holds_the_release_then_pauses_and_n
         .text()
         .await
         .unwrap();
+    // Summed over the failure reasons (unreachable, invalid).
     let errors: f64 = m
         .lines()
-        .find(|l| l.starts_with("canary_pilot_source_errors_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+        .filter(|l| l.starts_with("canary_pilot_source_errors_total{"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum();
     assert!(errors >= 3.0, "{errors}");
 }

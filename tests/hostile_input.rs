@@ -213,7 +213,9 @@ async fn random_admin_requests_get_json_4xx_never_5xx_or_a_panic() {
     let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
     let controller = canary_pilot::controller::Controller::load(
         config,
-        Arc::new(canary_pilot::store::MemStore::default()),
+        canary_pilot::controller::Dependencies::new(Arc::new(
+            canary_pilot::store::MemStore::default(),
+        )),
     )
     .unwrap();
     let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));

@@ -481,9 +481,11 @@ pub async fn reload(
                 json!(issues),
             ))
         }
-        Err(ReloadError::Refused(why)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "conflict", json!(why)))
-        }
+        Err(ReloadError::Refused(why)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            json!(why.to_string()),
+        )),
         Err(ReloadError::Persist(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_persisted",

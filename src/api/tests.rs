@@ -9,11 +9,12 @@ use tower::ServiceExt;
 use super::*;
 use crate::config::tests_support::sample_config;
 use crate::config::Secret;
+use crate::controller::Dependencies;
 use crate::store::MemStore;
 
 fn loaded_with(config: Config) -> (Router, Arc<MemStore>) {
     let store = Arc::new(MemStore::default());
-    let controller = Controller::load(Arc::new(config), store.clone()).unwrap();
+    let controller = Controller::load(Arc::new(config), Dependencies::new(store.clone())).unwrap();
     (router(ApiState::loaded(Arc::new(controller))), store)
 }
 
@@ -68,7 +69,11 @@ async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
         StatusCode::OK
     );
 
-    let controller = Controller::load(state.config(), Arc::new(MemStore::default())).unwrap();
+    let controller = Controller::load(
+        state.config(),
+        Dependencies::new(Arc::new(MemStore::default())),
+    )
+    .unwrap();
     let _ = state.controller.set(Arc::new(controller));
     let (s1, b1) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     let (s2, b2) = call(&app, "GET", "/traefik", None, Body::empty()).await;

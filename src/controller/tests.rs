@@ -7,7 +7,7 @@ use crate::rollout::EventKind;
 use crate::store::MemStore;
 
 fn controller(store: Arc<MemStore>) -> Controller {
-    Controller::load(Arc::new(sample_config()), store).unwrap()
+    Controller::load(Arc::new(sample_config()), Dependencies::new(store)).unwrap()
 }
 
 #[tokio::test]
@@ -84,7 +84,7 @@ fn state_naming_a_removed_slot_stops_start_up() {
     app.stable_slot = "red".into();
     state.apps.insert("api".into(), app);
     let store = Arc::new(MemStore::with(state.clone()));
-    let err = Controller::load(Arc::new(config), store.clone())
+    let err = Controller::load(Arc::new(config), Dependencies::new(store.clone()))
         .err()
         .expect("must refuse");
     assert!(err.to_string().contains("\"red\""), "{err}");
@@ -153,9 +153,14 @@ fn analysed_controller(
     app.analysis.steps = steps;
     app.analysis.min_requests = 100;
     let store = Arc::new(MemStore::default());
-    let c = Controller::load(Arc::new(config), store.clone())
-        .unwrap()
-        .with_source(source);
+    let c = Controller::load(
+        Arc::new(config),
+        Dependencies {
+            source: Some(source),
+            ..Dependencies::new(store.clone())
+        },
+    )
+    .unwrap();
     (Arc::new(c), store)
 }
 
@@ -249,9 +254,14 @@ async fn a_pass_held_at_a_closed_promotion_gate_still_consumes_its_window() {
     app.analysis.min_requests = 100;
     // Nothing listens there: the gate stays closed.
     app.hooks.confirm_promotion = Some("http://127.0.0.1:1/gate".parse().unwrap());
-    let c = Controller::load(Arc::new(config), Arc::new(MemStore::default()))
-        .unwrap()
-        .with_source(source);
+    let c = Controller::load(
+        Arc::new(config),
+        Dependencies {
+            source: Some(source),
+            ..Dependencies::new(Arc::new(MemStore::default()))
+        },
+    )
+    .unwrap();
     start_v2(&c, "api").await;
     run_ticks(&c, 4).await;
     let s = &c.published().apps["api"];
@@ -338,7 +348,7 @@ initial_stable = "a"
 #[tokio::test]
 async fn reload_adds_changes_and_removes_apps_in_one_step() {
     let store = Arc::new(MemStore::default());
-    let c = Controller::load(Arc::new(parse(TWO_APPS)), store.clone()).unwrap();
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), Dependencies::new(store.clone())).unwrap();
     let changed = TWO_APPS
         .replace("http://127.0.0.1:2", "http://127.0.0.1:22")
         .replace("[apps.web]\nrule = \"Host(`web`)\"\nslots = { a = [\"http://127.0.0.1:3\"], b = [\"http://127.0.0.1:4\"] }\ninitial_stable = \"a\"\n", "")
@@ -364,7 +374,7 @@ async fn reload_adds_changes_and_removes_apps_in_one_step() {
 #[tokio::test]
 async fn the_document_re_renders_changed_apps_only_and_always_matches_a_full_render() {
     let store = Arc::new(MemStore::default());
-    let c = Controller::load(Arc::new(parse(TWO_APPS)), store).unwrap();
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), Dependencies::new(store)).unwrap();
     let full = |c: &Controller| {
         let p = c.published();
         provider::render(&p.config, &p.apps)
@@ -390,7 +400,11 @@ async fn the_document_re_renders_changed_apps_only_and_always_matches_a_full_ren
 
 #[tokio::test]
 async fn reload_refuses_what_needs_a_restart_or_loses_a_release_and_changes_nothing() {
-    let c = Controller::load(Arc::new(parse(TWO_APPS)), Arc::new(MemStore::default())).unwrap();
+    let c = Controller::load(
+        Arc::new(parse(TWO_APPS)),
+        Dependencies::new(Arc::new(MemStore::default())),
+    )
+    .unwrap();
     c.command(
         "web",
         Input::Start {
@@ -436,9 +450,14 @@ async fn reload_applies_new_thresholds_to_the_next_analysis() {
     let source = FakeSource::new(vec![traffic(side(5000.0, 100.0), side(45000.0, 450.0))]);
     let src = "[apps.api]\nrule = \"Host(`api`)\"\nslots = { blue = [\"http://127.0.0.1:1\"], green = [\"http://127.0.0.1:2\"] }\ninitial_stable = \"blue\"\n[apps.api.analysis]\ninterval = \"10s\"\nsteps = [10, 50]\nerror_ratio_tolerance = 0.05\nfailure_limit = 1\n";
     let c = Arc::new(
-        Controller::load(Arc::new(parse(src)), Arc::new(MemStore::default()))
-            .unwrap()
-            .with_source(source),
+        Controller::load(
+            Arc::new(parse(src)),
+            Dependencies {
+                source: Some(source),
+                ..Dependencies::new(Arc::new(MemStore::default()))
+            },
+        )
+        .unwrap(),
     );
     start_v2(&c, "api").await;
     c.reload(parse(&src.replace("0.05", "0.0")), false)
@@ -485,9 +504,14 @@ async fn one_tick_writes_the_state_once_whatever_the_number_of_apps() {
     let store = Arc::new(MemStore::default());
     let source = FakeSource::new(vec![Err(SourceError::Unreachable("down".into()))]);
     let c = Arc::new(
-        Controller::load(Arc::new(parse(&src)), store.clone())
-            .unwrap()
-            .with_source(source),
+        Controller::load(
+            Arc::new(parse(&src)),
+            Dependencies {
+                source: Some(source),
+                ..Dependencies::new(store.clone())
+            },
+        )
+        .unwrap(),
     );
     for i in 0..50 {
         start_v2(&c, &format!("a{i}")).await;
