@@ -14,12 +14,15 @@
 //! Same seed, same rollouts: same tables (the thread count does not change them). The tables go
 //! to stdout as GitHub markdown; the run time goes to stderr. See `bench/RESULTS.md`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use canary_pilot::analysis::{judge, Histogram, SideSample};
+use canary_pilot::analysis::window::{Reset, Windows};
+use canary_pilot::analysis::{Histogram, SideSample};
 use canary_pilot::config::{AnalysisConfig, AppConfig, Config, NoSecrets};
-use canary_pilot::rollout::{step, AppState, Input, Phase};
+use canary_pilot::rollout::{step, AppState, EventKind, Input, Phase};
 
+/// The simulated app, as named in [`CONFIG`].
+const APP: &str = "sim";
 /// Longest simulated rollout; whatever has not decided by then is "undecided".
 const MAX_SECONDS: u32 = 3600;
 /// The canary steps, for canary-pilot and for the baseline.
@@ -496,12 +499,14 @@ struct Model<'a> {
     canary_cells: Cells,
 }
 
-/// One rollout under canary-pilot, driven as `Controller::tick` drives it: one collection per
-/// interval added to the app's window, judged when the interval has passed; a transition with
-/// `reset_window` starts a fresh window; an inconclusive verdict keeps it.
+/// One rollout under canary-pilot, driven as `Controller::tick` drives it: the daemon's own
+/// analysis windows (`canary_pilot::analysis::window`) collect one draw per tick and judge when
+/// the interval has passed; every transition goes through the real state machine, and what
+/// follows it (a reset window, a consumed one) through the same window rules.
 fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
     let cfg: &AnalysisConfig = &m.app.analysis;
-    let dt = cfg.interval.as_secs_f64();
+    let period = cfg.interval;
+    let dt = period.as_secs_f64();
     let start = AppState::initial(m.app, 0);
     let mut state = step(
         m.app,
@@ -514,10 +519,8 @@ fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
     .expect("start accepted")
     .expect("start changes the state")
     .state;
-    let mut canary = SideSample::default();
-    let mut stable = SideSample::default();
-    // The release starts at a tick, so every collection after it counts (the daemon skips
-    // only a collection that began before the start).
+    let mut windows = Windows::default();
+    windows.reset(APP, Duration::ZERO, Reset::NewRelease);
     let mut harm = Harm {
         requests: 0,
         failed: 0,
@@ -525,7 +528,9 @@ fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
     };
     let ticks = (MAX_SECONDS as f64 / dt).round() as u32;
     for k in 1..=ticks {
-        let now_s = (k as f64 * dt).round() as u32;
+        let now = period * k;
+        let now_s = now.as_secs() as u32;
+        let span = windows.next_span(now, period);
         let w = state.canary_weight as f64 / 100.0;
         let c = draw_side(rng, m.sc.rps * dt * w, m.sc.err_canary, &m.canary_cells);
         let s = draw_side(
@@ -535,24 +540,31 @@ fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
             &m.stable_cells,
         );
         harm.add(&c);
-        canary.add(&c.sample);
-        stable.add(&s.sample);
-        let analysis = judge(&canary, &stable, cfg);
+        windows.collected(now);
+        let figures = Ok((Some(&s.sample), Some(&c.sample)));
+        let Some(judged) = windows.observe(APP, now, span, figures, cfg, period) else {
+            continue;
+        };
+        let verdict = judged.analysis.verdict;
         let input = Input::Analysis {
-            verdict: analysis.verdict,
-            reason: analysis.reason,
+            verdict,
+            reason: judged.analysis.reason,
         };
         match step(m.app, &state, input, now_s as u64 * 1000) {
             Ok(Some(t)) => {
                 state = t.state;
                 if t.reset_window {
-                    canary = SideSample::default();
-                    stable = SideSample::default();
+                    let why = match t.event.map(|e| e.kind) {
+                        Some(EventKind::Promoted) => Reset::Promoted,
+                        _ => Reset::Step,
+                    };
+                    windows.reset(APP, now, why);
                 }
             }
             Ok(None) => {}
             Err(e) => panic!("verdict refused: {e}"),
         }
+        windows.settle(APP, now, verdict);
         match state.phase {
             Phase::Succeeded => return harm.outcome(End::Promoted, now_s),
             Phase::RolledBack => return harm.outcome(End::RolledBack, now_s),

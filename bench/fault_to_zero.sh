@@ -13,18 +13,10 @@ source scripts/lib.sh
 source bench/tools/common.sh
 
 reps=10
-quick=0
+reps_given=0
 out=bench/results/2-fault-to-zero.md
-while [ $# -gt 0 ]; do
-  case $1 in
-    --quick) quick=1; reps=5 ;;
-    --reps) reps=$2; shift ;;
-    --out) out=$2; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_args 10 "$@"
+[ $quick = 1 ] && [ $reps_given = 0 ] && reps=5
 cmdline="bench/fault_to_zero.sh$([ $quick = 1 ] && echo ' --quick' || true)$([ "$reps" != 10 ] && [ "$reps" != 5 ] && echo " --reps $reps" || true)"
 RPS=200
 TRAEFIK_INTERVAL=1s

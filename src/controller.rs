@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::analysis::{self, judge, Analysis, MetricsSource, SideSample, Verdict};
+use crate::analysis::window::{Reset, Windows};
+use crate::analysis::{self, Analysis, MetricsSource, Verdict};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -129,68 +130,10 @@ pub enum ControlError {
     Persist(#[source] Arc<StoreError>),
 }
 
-/// Figures collected for one app since its window started.
-#[derive(Debug, Clone)]
-struct Window {
-    canary: SideSample,
-    stable: SideSample,
-    started: Instant,
-    last_judged: Instant,
-    /// Collections that began before this are not added: they would mix in traffic from
-    /// before a release started, or from before Traefik applied a role swap.
-    not_before: Option<Instant>,
-}
-
-/// After a promotion swaps the roles, `<app>-canary` names other servers; until Traefik has
-/// applied that (its poll interval plus its 2 s reload throttle), canary figures may still be
-/// the promoted version's. A release started within this time collects from its end.
-pub const SWAP_SETTLE: Duration = Duration::from_secs(5);
-
-impl Window {
-    fn new(now: Instant, not_before: Option<Instant>) -> Self {
-        Window {
-            canary: SideSample::default(),
-            stable: SideSample::default(),
-            started: now,
-            last_judged: now,
-            not_before,
-        }
-    }
-
-    /// Whether a collection that began at `began` belongs in this window.
-    fn takes(&self, began: Instant) -> bool {
-        self.not_before.is_none_or(|nb| began >= nb)
-    }
-}
-
 #[derive(Default)]
 struct AnalysisState {
-    windows: BTreeMap<String, Window>,
+    windows: Windows,
     history: BTreeMap<String, VecDeque<AnalysisRecord>>,
-    last_collect: Option<Instant>,
-    /// When each app's roles last swapped.
-    swapped: BTreeMap<String, Instant>,
-}
-
-impl AnalysisState {
-    /// Starts an app's window. A new release takes no collection that began before it (it
-    /// would hold the previous release's or the idle slot's traffic); any window waits out a
-    /// recent role swap. Otherwise (a verdict consumed the window, a resume) the next
-    /// collection, all of it after the decision, counts in full.
-    fn fresh_window(&mut self, app: &str, now: Instant, new_release: bool) {
-        let settle = self
-            .swapped
-            .get(app)
-            .map(|t| *t + SWAP_SETTLE)
-            .filter(|t| *t > now);
-        let not_before = match (new_release, settle) {
-            (_, Some(t)) => Some(t),
-            (true, None) => Some(now),
-            (false, None) => None,
-        };
-        self.windows
-            .insert(app.to_string(), Window::new(now, not_before));
-    }
 }
 
 /// What the controller is built from. `Dependencies::new(store)` gives the defaults of a
@@ -243,6 +186,8 @@ pub struct Controller {
     /// The last persist failure, cleared by the next successful write.
     persist_error: Mutex<Option<String>>,
     analysis: Mutex<AnalysisState>,
+    /// Where the windows' monotonic time starts.
+    origin: Instant,
 }
 
 impl Controller {
@@ -326,6 +271,7 @@ impl Controller {
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
             analysis: Mutex::new(AnalysisState::default()),
+            origin: Instant::now(),
         })
     }
 
@@ -456,12 +402,14 @@ impl Controller {
     fn after_transition(&self, config: &Config, app: &str, transition: &rollout::Transition) {
         let kind = transition.event.as_ref().map(|e| e.kind);
         if transition.reset_window {
+            let why = match kind {
+                Some(EventKind::Started) => Reset::NewRelease,
+                Some(EventKind::Promoted) => Reset::Promoted,
+                _ => Reset::Step,
+            };
+            let now = self.mono(Instant::now());
             let mut a = self.analysis.lock().expect("poisoned");
-            let now = Instant::now();
-            if kind == Some(EventKind::Promoted) {
-                a.swapped.insert(app.to_string(), now);
-            }
-            a.fresh_window(app, now, kind == Some(EventKind::Started));
+            a.windows.reset(app, now, why);
         }
         self.metrics.observe_state(app, &transition.state);
         let s = &transition.state;
@@ -615,6 +563,11 @@ impl Controller {
         }
     }
 
+    /// `at` as the windows' monotonic time.
+    fn mono(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.origin)
+    }
+
     /// The shortest analysis interval of all apps: how often the loop ticks.
     pub fn tick_period(&self) -> Duration {
         self.config()
@@ -641,14 +594,14 @@ impl Controller {
                 [s, c]
             })
             .collect();
-        let (window, collect_began) = {
+        let mono = self.mono(now);
+        let span = {
             let a = self.analysis.lock().expect("poisoned");
-            let began = a.last_collect.unwrap_or(now - period);
-            (now - began, began)
+            a.windows.next_span(mono, period)
         };
         let source = self.live.read().expect("poisoned").source.clone();
         let collected = match &source {
-            Some(source) => source.collect(&services, window).await,
+            Some(source) => source.collect(&services, span.length).await,
             None => Err(analysis::SourceError::Unreachable(
                 "no metrics source configured".into(),
             )),
@@ -662,44 +615,34 @@ impl Controller {
         let mut decisions = Vec::new();
         {
             let mut a = self.analysis.lock().expect("poisoned");
-            a.last_collect = Some(now);
+            a.windows.collected(mono);
             for app in config.apps.values() {
                 let Some(state) = published.apps.get(&app.name) else {
                     continue;
                 };
                 if !state.phase.is_analysed() {
-                    a.windows.remove(&app.name);
+                    a.windows.forget(&app.name);
                     continue;
                 }
-                if !a.windows.contains_key(&app.name) {
-                    a.fresh_window(&app.name, now, false);
-                }
-                let w = a.windows.get_mut(&app.name).expect("just inserted");
-                if let (Ok(c), true) = (&collected, w.takes(collect_began)) {
-                    let (stable, canary) = analysis::service_names(&app.name);
-                    if let Some(s) = c.get(&stable) {
-                        w.stable.add(s);
-                    }
-                    if let Some(s) = c.get(&canary) {
-                        w.canary.add(s);
-                    }
-                }
-                // Half a period of slack, so tick jitter never skips a whole interval.
-                if now.duration_since(w.last_judged) + period / 2 < app.analysis.interval {
-                    continue;
-                }
-                w.last_judged = now;
-                let result = match &collected {
-                    Ok(_) => judge(&w.canary, &w.stable, &app.analysis),
-                    Err(e) => Analysis::unavailable(e.to_string()),
+                let (stable, canary) = analysis::service_names(&app.name);
+                let figures = match &collected {
+                    Ok(c) => Ok((c.get(&stable), c.get(&canary))),
+                    Err(e) => Err(e),
                 };
+                let Some(judged) =
+                    a.windows
+                        .observe(&app.name, mono, span, figures, &app.analysis, period)
+                else {
+                    continue;
+                };
+                let result = judged.analysis;
                 let record = AnalysisRecord {
                     time_ms: self.clock.now_ms(),
                     phase: state.phase,
                     weight: state.canary_weight,
                     step: state.step_index + 1,
                     source: source_name.clone(),
-                    window_seconds: now.duration_since(w.started).as_secs_f64(),
+                    window_seconds: judged.window_seconds,
                     analysis: result.clone(),
                 };
                 self.metrics.observe_analysis(&app.name, &result);
@@ -720,9 +663,9 @@ impl Controller {
                 decisions.push((app.name.clone(), result));
             }
         }
-        let decided: Vec<(String, bool)> = decisions
+        let verdicts: Vec<(String, Verdict)> = decisions
             .iter()
-            .map(|(app, r)| (app.clone(), r.verdict != Verdict::Inconclusive))
+            .map(|(app, r)| (app.clone(), r.verdict))
             .collect();
         let inputs: Vec<(String, Input)> = decisions
             .into_iter()
@@ -738,13 +681,10 @@ impl Controller {
             .collect();
         let results = self.apply(inputs).await;
         let mut a = self.analysis.lock().expect("poisoned");
-        for ((app, decisive), result) in decided.iter().zip(results) {
+        for ((app, verdict), result) in verdicts.into_iter().zip(results) {
             match result {
-                // A verdict consumes the window, also when it changes nothing (a pass held at a
-                // closed gate); only an inconclusive window keeps accumulating. A verdict that
-                // was not applied (the state could not be written) keeps its evidence.
-                Ok(_) if *decisive => a.fresh_window(app, now, false),
-                Ok(_) => {}
+                Ok(_) => a.windows.settle(&app, mono, verdict),
+                // Not applied (the state could not be written): the window keeps its evidence.
                 Err(e) => tracing::error!(app = %app, error = %e, "verdict not applied"),
             }
         }

@@ -56,8 +56,9 @@ env_md() {
   echo "- CPU steal while it ran (time the hypervisor gave to other guests, a share of this machine's CPU time): $(echo "$BENCH_CPU_START $(cpu_ticks)" | awk '{d = $3 - $1; printf "%.0f %%", (d > 0 ? 100 * ($4 - $2) / d : 0)}')"
 }
 
-# bench_args HELP_END "$@": reads --quick and --out FILE into $quick (0 or 1) and $out (set it to
-# its default first); --help prints the script's header, lines 2 to HELP_END.
+# bench_args HELP_END "$@": reads --quick, --out FILE and --reps N into $quick (0 or 1), $out and
+# $reps (set those two to their defaults first; a script without repetitions refuses --reps);
+# --help prints the script's header, lines 2 to HELP_END.
 bench_args() {
   local help_end=$1
   shift
@@ -66,6 +67,10 @@ bench_args() {
     case $1 in
       --quick) quick=1 ;;
       --out) out=$2; shift ;;
+      --reps)
+        [ -n "${reps:-}" ] || { echo "--reps: this benchmark has no repetitions" >&2; exit 2; }
+        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--reps needs a positive count, not '${2:-}'" >&2; exit 2; }
+        reps=$2; reps_given=1; shift ;;
       -h|--help) sed -n "2,${help_end}p" "$0"; exit 0 ;;
       *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac

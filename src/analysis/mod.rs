@@ -5,6 +5,7 @@ pub mod judge;
 pub mod prometheus;
 pub mod scrape;
 pub mod stats;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::future::Future;

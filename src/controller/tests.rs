@@ -1,7 +1,7 @@
 use std::sync::Mutex as StdMutex;
 
 use super::*;
-use crate::analysis::{BoxFuture, Collected, Histogram, SourceError, Verdict};
+use crate::analysis::{BoxFuture, Collected, Histogram, SideSample, SourceError, Verdict};
 use crate::config::tests_support::sample_config;
 use crate::rollout::EventKind;
 use crate::store::MemStore;

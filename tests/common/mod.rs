@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_canary-pilot");
 pub const HOST: &str = "api.localhost";
-/// How long canary-pilot lets Traefik settle after a role swap (controller::SWAP_SETTLE).
-pub const SWAP_SETTLE: Duration = canary_pilot::controller::SWAP_SETTLE;
+/// How long canary-pilot lets Traefik settle after a role swap (analysis::window::SWAP_SETTLE).
+pub const SWAP_SETTLE: Duration = canary_pilot::analysis::window::SWAP_SETTLE;
 
 /// The Traefik binary: `TRAEFIK_BIN`, or the one `scripts/setup.sh` installs.
 pub fn traefik_bin() -> PathBuf {
