@@ -3,7 +3,7 @@
 //! [`rollout::step`], persists every change with its event before it is served, and publishes
 //! the rendered Traefik document that the provider endpoint serves from memory.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -81,6 +81,8 @@ pub enum StartError {
 /// What a reload changed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReloadReport {
+    /// Settings outside the apps that changed (`server.admin_token`, `metrics`, `notifiers`...).
+    pub settings: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub changed: Vec<String>,
@@ -99,6 +101,23 @@ pub enum ReloadRefusal {
          first, or reload with force (nothing was reloaded)"
     )]
     RemovesActiveApp { app: String, phase: &'static str },
+    #[error(
+        "the new config has no apps: an empty or half-written file? Fix it, or reload with \
+         force to serve no routes at all (nothing was reloaded)"
+    )]
+    NoApps,
+    #[error(
+        "the new config drops every app ({apps}): a half-written file? Fix it, or reload with \
+         force (nothing was reloaded)"
+    )]
+    DropsEveryApp { apps: String },
+    #[error(
+        "the new config has no admin token, so the admin API would take changes from anyone; \
+         restore server.admin_token_file (or {env}), or reload with force (nothing was reloaded)"
+    )]
+    DropsAdminToken { env: &'static str },
+    #[error("the config file {path} is still being written (it kept changing for {waited:?}); reload again once it is saved (nothing was reloaded)")]
+    StillChanging { path: String, waited: Duration },
     #[error(
         "app {app:?} is stable on slot {slot:?}, which the new config does not have (slots \
          {slots:?}); nothing was reloaded"
@@ -186,6 +205,8 @@ pub struct Controller {
     /// The last persist failure, cleared by the next successful write.
     persist_error: Mutex<Option<String>>,
     analysis: Mutex<AnalysisState>,
+    /// Apps with a gate question out.
+    gates_asked: Mutex<BTreeSet<String>>,
     /// Where the windows' monotonic time starts.
     origin: Instant,
 }
@@ -271,6 +292,7 @@ impl Controller {
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
             analysis: Mutex::new(AnalysisState::default()),
+            gates_asked: Mutex::new(BTreeSet::new()),
             origin: Instant::now(),
         })
     }
@@ -452,9 +474,12 @@ impl Controller {
             .config_path
             .clone()
             .ok_or(ReloadRefusal::NoConfigFile)?;
-        let new = tokio::task::spawn_blocking(move || Config::load(&path))
-            .await
-            .expect("config reader panicked")?;
+        let new = tokio::task::spawn_blocking(move || {
+            settled_contents(&path)?;
+            Ok::<_, ReloadError>(Config::load(&path)?)
+        })
+        .await
+        .expect("config reader panicked")?;
         self.reload(new, force).await
     }
 
@@ -477,7 +502,7 @@ impl Controller {
             }
         }
         drop(guard);
-        tracing::info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
+        tracing::info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, settings = ?report.settings, "config reloaded");
         Ok(report)
     }
 
@@ -522,9 +547,12 @@ impl Controller {
         Ok(())
     }
 
-    /// Asks every gate a release waits for; an open one moves the release on.
-    async fn ask_gates(&self, published: &Published) {
-        for app in self.config().apps.values() {
+    /// Asks every gate a release waits for, each in a task of its own: a gate that is slow to
+    /// answer delays neither the analysis loop nor another app's gate. An app has at most one
+    /// question out at a time; an open answer moves its release on if it still waits for that
+    /// gate in the same release.
+    fn ask_gates(self: &Arc<Self>, published: &Published) {
+        for app in published.config.apps.values() {
             let Some(state) = published.apps.get(&app.name) else {
                 continue;
             };
@@ -532,34 +560,52 @@ impl Controller {
                 continue;
             };
             let url = match gate {
-                Gate::ConfirmRollout => app.hooks.confirm_rollout.as_ref(),
-                Gate::ConfirmPromotion => app.hooks.confirm_promotion.as_ref(),
+                Gate::ConfirmRollout => app.hooks.confirm_rollout.clone(),
+                Gate::ConfirmPromotion => app.hooks.confirm_promotion.clone(),
             };
             let Some(url) = url else { continue };
+            if !self
+                .gates_asked
+                .lock()
+                .expect("poisoned")
+                .insert(app.name.clone())
+            {
+                continue;
+            }
             let body = serde_json::json!({
                 "app": app.name,
                 "version": state.canary_version,
                 "weight": state.canary_weight,
                 "step": state.step_index + 1,
             });
-            let open = match ask_gate(
-                &self.gates_http,
-                url,
-                gate.as_str(),
-                &body,
+            let (this, name, version, timeout) = (
+                self.clone(),
+                app.name.clone(),
+                state.canary_version.clone(),
                 app.hooks.timeout,
-            )
-            .await
-            {
-                Ok(open) => open,
-                Err(e) => {
-                    tracing::warn!(app = %app.name, gate = gate.as_str(), error = %e, "gate did not answer; asking again next tick");
-                    false
+            );
+            tokio::spawn(async move {
+                let open = match ask_gate(&this.gates_http, &url, gate.as_str(), &body, timeout)
+                    .await
+                {
+                    Ok(open) => open,
+                    Err(e) => {
+                        tracing::warn!(app = %name, gate = gate.as_str(), error = %e, "gate did not answer; asking again next tick");
+                        false
+                    }
+                };
+                let same_release = this
+                    .published()
+                    .apps
+                    .get(&name)
+                    .is_some_and(|s| s.canary_version == version);
+                if open && same_release {
+                    if let Err(e) = this.command(&name, Input::Gate { gate, open }).await {
+                        tracing::error!(app = %name, error = %e, "gate answer not applied");
+                    }
                 }
-            };
-            if let Err(e) = self.command(&app.name, Input::Gate { gate, open }).await {
-                tracing::error!(app = %app.name, error = %e, "gate answer not applied");
-            }
+                this.gates_asked.lock().expect("poisoned").remove(&name);
+            });
         }
     }
 
@@ -580,11 +626,11 @@ impl Controller {
 
     /// One round of the analysis loop: collect figures for every managed service in one call,
     /// add them to each analysed app's window, and judge the apps whose interval has passed.
-    pub async fn tick(&self) {
+    pub async fn tick(self: &Arc<Self>) {
         let now = Instant::now();
         let period = self.tick_period();
-        self.ask_gates(&self.published()).await;
         let published = self.published();
+        self.ask_gates(&published);
         let config = published.config.clone();
         let services: Vec<String> = config
             .apps
@@ -749,7 +795,26 @@ fn reconcile(
             return Err(ReloadRefusal::NeedsRestart { key });
         }
     }
-    let mut report = ReloadReport::default();
+    if !force {
+        if new.apps.is_empty() {
+            return Err(ReloadRefusal::NoApps);
+        }
+        if !old.apps.is_empty() && old.apps.keys().all(|n| !new.apps.contains_key(n)) {
+            let apps: Vec<&str> = old.apps.keys().map(String::as_str).collect();
+            return Err(ReloadRefusal::DropsEveryApp {
+                apps: apps.join(", "),
+            });
+        }
+        if old.server.admin_token.is_some() && new.server.admin_token.is_none() {
+            return Err(ReloadRefusal::DropsAdminToken {
+                env: crate::config::ADMIN_TOKEN_ENV,
+            });
+        }
+    }
+    let mut report = ReloadReport {
+        settings: changed_settings(old, new),
+        ..ReloadReport::default()
+    };
     for name in old.apps.keys().filter(|n| !new.apps.contains_key(*n)) {
         if let Some(s) = state.apps.get(name).filter(|s| s.phase.is_active()) {
             if !force {
@@ -786,6 +851,47 @@ fn reconcile(
         }
     }
     Ok((candidate, report))
+}
+
+/// The settings outside the apps that a reload changes, by section (and the admin and provider
+/// tokens on their own, since they decide who may change what).
+fn changed_settings(old: &Config, new: &Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    if old.server.admin_token != new.server.admin_token {
+        changed.push("server.admin_token".to_string());
+    }
+    if old.server.provider_token != new.server.provider_token {
+        changed.push("server.provider_token".to_string());
+    }
+    if old.server.protect_reads != new.server.protect_reads {
+        changed.push("server.protect_reads".to_string());
+    }
+    if format!("{:?}", old.metrics) != format!("{:?}", new.metrics) {
+        changed.push("metrics".to_string());
+    }
+    if format!("{:?}", old.notifiers) != format!("{:?}", new.notifiers) {
+        changed.push("notifiers".to_string());
+    }
+    changed
+}
+
+/// Waits until two reads of `path` 200 ms apart agree, so that a file an editor is still
+/// writing (truncated, then written) is never read half-way; at most 2 s.
+fn settled_contents(path: &Path) -> Result<(), ReloadRefusal> {
+    const PAUSE: Duration = Duration::from_millis(200);
+    let mut last = std::fs::read(path).ok();
+    for _ in 0..10 {
+        std::thread::sleep(PAUSE);
+        let now = std::fs::read(path).ok();
+        if now == last {
+            return Ok(());
+        }
+        last = now;
+    }
+    Err(ReloadRefusal::StillChanging {
+        path: path.display().to_string(),
+        waited: PAUSE * 10,
+    })
 }
 
 /// The snapshot of `state` under `config`. Apps whose rendering `prev` holds for the same

@@ -176,7 +176,7 @@ async fn start_v2(c: &Controller, app: &str) {
     .unwrap();
 }
 
-async fn run_ticks(c: &Controller, n: usize) {
+async fn run_ticks(c: &Arc<Controller>, n: usize) {
     for _ in 0..n {
         tokio::time::advance(c.tick_period()).await;
         c.tick().await;
@@ -262,6 +262,7 @@ async fn a_pass_held_at_a_closed_promotion_gate_still_consumes_its_window() {
         },
     )
     .unwrap();
+    let c = Arc::new(c);
     start_v2(&c, "api").await;
     run_ticks(&c, 4).await;
     let s = &c.published().apps["api"];
@@ -525,4 +526,123 @@ async fn one_tick_writes_the_state_once_whatever_the_number_of_apps() {
         .values()
         .all(|s| s.inconclusive_since_ms.is_some()));
     assert_eq!(store.saves(), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_gate_on_one_app_does_not_delay_another_apps_rollback() {
+    // A gate that accepts connections and never answers.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gate = format!("http://{}/gate", hanging.local_addr().unwrap());
+    let src = format!(
+        "{TWO_APPS}[apps.web.analysis]\ninterval = \"1s\"\nmin_requests = 10\n\
+         [apps.api.analysis]\ninterval = \"1s\"\n\
+         [apps.api.hooks]\nconfirm_rollout = \"{gate}\"\ntimeout = \"30s\"\n"
+    );
+    let mut collected = Collected::new();
+    collected.insert("web-canary@http".into(), side(100.0, 100.0));
+    collected.insert("web-stable@http".into(), side(900.0, 0.0));
+    let source = FakeSource::new(vec![Ok(collected)]);
+    let c = Arc::new(
+        Controller::load(
+            Arc::new(parse(&src)),
+            Dependencies {
+                source: Some(source),
+                ..Dependencies::new(Arc::new(MemStore::default()))
+            },
+        )
+        .unwrap(),
+    );
+    start_v2(&c, "api").await;
+    assert_eq!(
+        c.published().apps["api"].awaiting_gate,
+        Some(crate::rollout::Gate::ConfirmRollout)
+    );
+    start_v2(&c, "web").await;
+    let began = tokio::time::Instant::now();
+    run_ticks(&c, 2).await;
+    assert_eq!(c.published().apps["web"].phase, Phase::RolledBack);
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "the rollback waited for the other app's gate: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(
+        c.published().apps["api"].awaiting_gate,
+        Some(crate::rollout::Gate::ConfirmRollout),
+        "the hanging gate stays closed"
+    );
+    drop(hanging);
+}
+
+#[tokio::test]
+async fn a_reload_to_no_apps_or_dropping_every_app_is_refused_unless_forced() {
+    let store = Arc::new(MemStore::default());
+    let c = Controller::load(Arc::new(parse(TWO_APPS)), Dependencies::new(store.clone())).unwrap();
+    let before = c.published().document.clone();
+    // What an editor that truncates before it writes leaves behind.
+    let empty = parse("");
+    let e = c.reload(empty.clone(), false).await.unwrap_err();
+    assert!(
+        matches!(e, ReloadError::Refused(ReloadRefusal::NoApps)),
+        "{e}"
+    );
+    let other = parse(
+        "[apps.shop]\nrule = \"Host(`shop`)\"\n\
+         slots = { a = [\"http://127.0.0.1:5\"], b = [\"http://127.0.0.1:6\"] }\ninitial_stable = \"a\"\n",
+    );
+    let e = c.reload(other.clone(), false).await.unwrap_err();
+    assert!(e.to_string().contains("drops every app (api, web)"), "{e}");
+    assert_eq!(c.published().document, before, "nothing reached Traefik");
+    assert_eq!(c.config().apps.len(), 2);
+    // Forced, it is what the operator asked for.
+    let report = c.reload(other, true).await.unwrap();
+    assert_eq!(report.added, vec!["shop"]);
+    assert_eq!(report.removed, vec!["api", "web"]);
+}
+
+#[tokio::test]
+async fn a_reload_that_drops_the_admin_token_is_refused_and_a_token_change_is_reported() {
+    let with_token = |token: &str| {
+        let mut config = parse(TWO_APPS);
+        config.server.admin_token = Some(crate::config::Secret::new(token));
+        config
+    };
+    let c = Controller::load(
+        Arc::new(with_token("one")),
+        Dependencies::new(Arc::new(MemStore::default())),
+    )
+    .unwrap();
+    let e = c.reload(parse(TWO_APPS), false).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ReloadError::Refused(ReloadRefusal::DropsAdminToken { .. })
+        ),
+        "{e}"
+    );
+    assert!(c.config().server.admin_token.is_some());
+    let report = c.reload(with_token("two"), false).await.unwrap();
+    assert_eq!(report.settings, vec!["server.admin_token"]);
+    assert_eq!(report.unchanged, vec!["api", "web"]);
+}
+
+#[test]
+fn a_config_file_that_keeps_changing_is_not_read_half_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("canary-pilot.toml");
+    std::fs::write(&path, TWO_APPS).unwrap();
+    assert!(settled_contents(&path).is_ok());
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            for i in 0..40 {
+                std::fs::write(&path, format!("{TWO_APPS}# {i}\n")).unwrap();
+                std::thread::sleep(Duration::from_millis(80));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let e = settled_contents(&path).unwrap_err();
+    assert!(e.to_string().contains("still being written"), "{e}");
+    writer.join().unwrap();
 }
