@@ -609,6 +609,27 @@ impl Controller {
         }
     }
 
+    /// After a failed write, writes the state again, so that readiness comes back by itself once
+    /// the cause is gone (a full disk, descriptors run out) even when nothing else changes.
+    async fn retry_persist(&self) {
+        if self.persist_error().is_none() {
+            return;
+        }
+        let guard = self.state.lock().await;
+        let (store, state) = (self.store.clone(), guard.clone());
+        let saved = tokio::task::spawn_blocking(move || store.save(&state))
+            .await
+            .expect("state writer panicked");
+        drop(guard);
+        match saved {
+            Ok(()) => {
+                tracing::info!("state written again; ready");
+                *self.persist_error.lock().expect("poisoned") = None;
+            }
+            Err(e) => *self.persist_error.lock().expect("poisoned") = Some(e.to_string()),
+        }
+    }
+
     /// `at` as the windows' monotonic time.
     fn mono(&self, at: Instant) -> Duration {
         at.saturating_duration_since(self.origin)
@@ -629,6 +650,7 @@ impl Controller {
     pub async fn tick(self: &Arc<Self>) {
         let now = Instant::now();
         let period = self.tick_period();
+        self.retry_persist().await;
         let published = self.published();
         self.ask_gates(&published);
         let config = published.config.clone();

@@ -1,5 +1,7 @@
 //! `canary-pilot serve`: bind, answer 503 while state loads, load it, serve until SIGINT/SIGTERM.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -38,14 +40,18 @@ pub async fn serve(
     let state_for_server = state.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, api::router(state_for_server))
-            .with_graceful_shutdown(async move {
+        http::serve(
+            listener,
+            api::router(state_for_server),
+            http::Limits::default(),
+            async move {
                 tokio::select! {
                     _ = shutdown_signal() => {},
                     _ = stop_rx => {},
                 }
-            })
-            .await
+            },
+        )
+        .await
     });
     tracing::info!(addr = %local, apps = config.apps.len(), "listening; loading state");
 

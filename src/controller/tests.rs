@@ -646,3 +646,19 @@ fn a_config_file_that_keeps_changing_is_not_read_half_way() {
     assert!(e.to_string().contains("still being written"), "{e}");
     writer.join().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn readiness_comes_back_by_itself_once_the_state_can_be_written_again() {
+    let store = Arc::new(MemStore::default());
+    let c = Arc::new(controller(store.clone()));
+    store.fail_writes(true);
+    assert!(c.set_weight("api", 10).await.is_err());
+    assert!(c.persist_error().is_some());
+    run_ticks(&c, 1).await;
+    assert!(c.persist_error().is_some(), "still failing");
+    store.fail_writes(false);
+    // No command, no verdict: the loop's own retry clears it.
+    run_ticks(&c, 1).await;
+    assert!(c.persist_error().is_none());
+    assert_eq!(store.snapshot().unwrap().apps["api"].canary_weight, 0);
+}
