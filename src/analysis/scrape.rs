@@ -6,9 +6,14 @@
 //! across Traefik replicas:
 //! - the first scrape of a URL (and the first after that URL failed) is only a baseline, and so
 //!   is the first page read for a service (an app added by a reload);
-//! - a series that went down was reset (a Traefik restart): its increase is its new value;
 //! - a series that is new since the last scrape (a first 5xx, a service re-added after it
-//!   vanished) started at 0: its increase is its value.
+//!   vanished) started at 0: its increase is its value;
+//! - a Traefik restart is told by `process_start_time_seconds`: a page whose process started
+//!   after the previous page was read counts its whole counters (they started at 0 then);
+//! - anything else that goes backwards is not evidence: a counter that went down in the same
+//!   process, or a page from another process that did not start since the last read (two
+//!   Traefik replicas behind one URL answer in turns), makes the collection fail with the reason,
+//!   and the page is only a new baseline.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,6 +28,9 @@ use super::{BoxFuture, Collected, MetricsSource, SideSample, SourceError};
 pub const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
 const REQUESTS: &str = "traefik_service_requests_total";
+const START_TIME: &str = "process_start_time_seconds";
+/// Clock difference allowed between Traefik's host and ours when telling a restart.
+const RESTART_SLACK_SECONDS: f64 = 5.0;
 const BUCKET: &str = "traefik_service_request_duration_seconds_bucket";
 
 /// What one raw series counts.
@@ -50,6 +58,8 @@ pub struct Page {
     wanted: HashSet<Arc<str>>,
     services: HashMap<Arc<str>, Vec<Series>>,
     len: usize,
+    /// `process_start_time_seconds`: which Traefik process answered.
+    start_time: Option<f64>,
 }
 
 impl Page {
@@ -57,6 +67,14 @@ impl Page {
     pub fn zero(services: &[String]) -> Page {
         Page {
             wanted: services.iter().map(|s| Arc::from(s.as_str())).collect(),
+            ..Page::default()
+        }
+    }
+
+    /// A baseline at 0 for the services `page` was read for.
+    fn zero_like(page: &Page) -> Page {
+        Page {
+            wanted: page.wanted.clone(),
             ..Page::default()
         }
     }
@@ -133,6 +151,14 @@ impl PageParser {
 
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(START_TIME.as_bytes()) {
+            let value = std::str::from_utf8(rest)
+                .ok()
+                .and_then(parse_sample)
+                .map(|(_, v)| v);
+            self.page.start_time = value.filter(|v| v.is_finite() && *v > 0.0);
+            return;
+        }
         if !line.starts_with(b"traefik_") {
             return;
         }
@@ -289,9 +315,10 @@ fn parse_label_value(s: &str) -> Option<(Cow<'_, str>, &str)> {
     None
 }
 
-/// Per-service increases from `prev` to `cur`. A service that `prev` was not read for has no
-/// baseline yet: it is left out (its next page counts from this one).
-pub fn increases(prev: &Page, cur: &Page) -> Collected {
+/// Per-service increases from `prev` to `cur`, two pages of the same process. A service that
+/// `prev` was not read for has no baseline yet: it is left out (its next page counts from this
+/// one). A series that went down is named in the error: within one process counters never do.
+pub fn increases(prev: &Page, cur: &Page) -> Result<Collected, String> {
     let mut out: BTreeMap<String, SideSample> = BTreeMap::new();
     for (service, series) in &cur.services {
         if !prev.wanted.contains(service) {
@@ -317,8 +344,14 @@ pub fn increases(prev: &Page, cur: &Page) -> Collected {
             };
             let delta = match previous {
                 Some(p) if s.value >= p => s.value - p,
-                // Went down: reset; or new: started at 0.
-                _ => s.value,
+                Some(p) => {
+                    return Err(format!(
+                        "a counter of {service} went down ({p} to {}) in the same Traefik process",
+                        s.value
+                    ))
+                }
+                // New: started at 0.
+                None => s.value,
             };
             match s.kind {
                 SeriesKind::Requests { error } => {
@@ -331,15 +364,40 @@ pub fn increases(prev: &Page, cur: &Page) -> Collected {
             }
         }
     }
-    out
+    Ok(out)
+}
+
+/// What changed from `prev` (read at `prev_read_at`, Unix seconds) to `cur`, one URL's pages:
+/// the increases within one process; the whole counters of a process that started since
+/// `prev` was read (a restart); an error, naming what went backwards, for anything else.
+pub fn page_increases(prev: &Page, prev_read_at: f64, cur: &Page) -> Result<Collected, String> {
+    match (prev.start_time, cur.start_time) {
+        (Some(before), Some(now)) if before != now => {
+            if now > before && now + RESTART_SLACK_SECONDS >= prev_read_at {
+                Ok(increases(&Page::zero_like(prev), cur).expect("nothing goes down from zero"))
+            } else {
+                Err(format!(
+                    "the page came from another Traefik process (process_start_time_seconds {before} \
+                     then {now}, which did not start since the last read): does the URL reach more \
+                     than one Traefik replica? List each replica's own URL in metrics.traefik_urls"
+                ))
+            }
+        }
+        (Some(_), Some(_)) => increases(prev, cur).map_err(|e| {
+            format!("{e}: does the URL reach more than one Traefik replica? List each replica's own URL in metrics.traefik_urls")
+        }),
+        _ => increases(prev, cur).map_err(|e| {
+            format!("{e}, or Traefik restarted; the page has no process_start_time_seconds to tell")
+        }),
+    }
 }
 
 /// Scrapes Traefik's `/metrics` endpoints directly.
 pub struct TraefikScrape {
     urls: Vec<Url>,
     http: reqwest::Client,
-    /// Last page per URL; `None` until a baseline exists.
-    last: Mutex<Vec<Option<Page>>>,
+    /// Last page per URL, with when it was read (Unix seconds); `None` until a baseline exists.
+    last: Mutex<Vec<Option<(Page, f64)>>>,
 }
 
 impl TraefikScrape {
@@ -435,16 +493,27 @@ impl MetricsSource for TraefikScrape {
                 }
                 pages.push(page.ok());
             }
+            let read_at = unix_seconds();
             let mut last = self.last.lock().expect("poisoned");
             let mut total: Collected = BTreeMap::new();
             for (i, page) in pages.into_iter().enumerate() {
-                if let (Some(prev), Some(cur)) = (last[i].as_ref(), &page) {
-                    for (service, inc) in increases(prev, cur) {
-                        total.entry(service).or_default().add(&inc);
+                if let (Some((prev, prev_read_at)), Some(cur)) = (last[i].as_ref(), &page) {
+                    match page_increases(prev, *prev_read_at, cur) {
+                        Ok(inc) => {
+                            for (service, inc) in inc {
+                                total.entry(service).or_default().add(&inc);
+                            }
+                        }
+                        Err(why) => {
+                            first_error.get_or_insert_with(|| {
+                                SourceError::Invalid(format!("{}: {why}", self.urls[i]))
+                            });
+                        }
                     }
                 }
-                // A failed URL loses its baseline: its next page only sets a new one.
-                last[i] = page;
+                // A failed URL loses its baseline: its next page only sets a new one. A page
+                // that went backwards is the baseline for the next.
+                last[i] = page.map(|p| (p, read_at));
             }
             match first_error {
                 Some(e) => Err(e),
@@ -457,6 +526,12 @@ impl MetricsSource for TraefikScrape {
         let urls: Vec<&str> = self.urls.iter().map(Url::as_str).collect();
         format!("traefik {}", urls.join(", "))
     }
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

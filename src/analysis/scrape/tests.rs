@@ -34,7 +34,7 @@ fn page(service: &str, ok: u64, errors: u64) -> String {
 #[test]
 fn fixture_page_sums_requests_errors_and_buckets_per_service() {
     let cur = parse_page(FIXTURE, &wanted()).unwrap();
-    let got = increases(&Page::zero(&wanted()), &cur);
+    let got = increases(&Page::zero(&wanted()), &cur).unwrap();
     let canary = &got["app-canary@http"];
     assert_eq!(canary.requests, 1543.0 + 173.0);
     assert_eq!(canary.errors, 173.0);
@@ -51,7 +51,7 @@ fn fixture_page_sums_requests_errors_and_buckets_per_service() {
 fn unwanted_services_are_left_out() {
     let only = ["app-canary@http".to_string()];
     let cur = parse_page(FIXTURE, &only).unwrap();
-    let got = increases(&Page::zero(&only), &cur);
+    let got = increases(&Page::zero(&only), &cur).unwrap();
     assert_eq!(got.keys().collect::<Vec<_>>(), vec!["app-canary@http"]);
 }
 
@@ -60,17 +60,62 @@ fn increases_between_pages_handle_growth_reset_and_new_series() {
     let svc = "app-canary@http";
     let p1 = parse_page(&page(svc, 100, 0), &wanted()).unwrap();
     let p2 = parse_page(&page(svc, 150, 5), &wanted()).unwrap();
-    let d = &increases(&p1, &p2)[svc];
+    let d = &increases(&p1, &p2).unwrap()[svc];
     assert_eq!(
         (d.requests, d.errors),
         (55.0, 5.0),
         "growth, and a 500 series that is new"
     );
 
-    // Traefik restarted: counters start again from 0.
+    // Down without a way to tell a restart: not evidence.
     let p3 = parse_page(&page(svc, 7, 1), &wanted()).unwrap();
-    let d = &increases(&p2, &p3)[svc];
-    assert_eq!((d.requests, d.errors), (8.0, 1.0));
+    let e = page_increases(&p2, 0.0, &p3).unwrap_err();
+    assert!(e.contains("no process_start_time_seconds"), "{e}");
+}
+
+/// `page` with the process start time Traefik publishes.
+fn page_of_process(start: f64, service: &str, ok: u64, errors: u64) -> Page {
+    let text = format!(
+        "process_start_time_seconds {start}\n{}",
+        page(service, ok, errors)
+    );
+    parse_page(&text, &wanted()).unwrap()
+}
+
+#[test]
+fn a_traefik_restart_counts_the_new_process_counters_from_zero() {
+    let svc = "app-canary@http";
+    let before = page_of_process(1000.0, svc, 100, 0);
+    // Started at 1100, after the previous page was read at 1050.
+    let after = page_of_process(1100.0, svc, 150, 3);
+    let d = &page_increases(&before, 1050.0, &after).unwrap()[svc];
+    assert_eq!((d.requests, d.errors), (153.0, 3.0));
+}
+
+#[test]
+fn counters_that_go_down_in_the_same_process_are_not_evidence() {
+    let svc = "app-canary@http";
+    let a = page_of_process(1000.0, svc, 100, 0);
+    let b = page_of_process(1000.0, svc, 40, 0);
+    let e = page_increases(&a, 1050.0, &b).unwrap_err();
+    assert!(
+        e.contains("went down") && e.contains("more than one Traefik replica"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_replicas_behind_one_url_give_no_phantom_traffic() {
+    let svc = "app-canary@http";
+    // Replica A started at 1000 and has served 5,000 requests; B started at 1010 and 50. Pages
+    // alternate between them, read every second from 2000 on.
+    let a = |n: u64| page_of_process(1000.0, svc, 5000 + n, 0);
+    let b = |n: u64| page_of_process(1010.0, svc, 50 + n, 0);
+    let pages = [a(0), b(1), a(2), b(3), a(4), b(5)];
+    for (i, pair) in pages.windows(2).enumerate() {
+        let e = page_increases(&pair[0], 2000.0 + i as f64, &pair[1]).unwrap_err();
+        assert!(e.contains("another Traefik process"), "{i}: {e}");
+    }
 }
 
 #[test]
@@ -79,8 +124,8 @@ fn a_series_that_vanishes_and_returns_counts_from_zero() {
     let with = parse_page(&page(svc, 500, 0), &wanted()).unwrap();
     let without = parse_page(&page("other@http", 1, 0), &wanted()).unwrap();
     let back = parse_page(&page(svc, 12, 0), &wanted()).unwrap();
-    assert!(increases(&with, &without).is_empty());
-    assert_eq!(increases(&without, &back)[svc].requests, 12.0);
+    assert!(increases(&with, &without).unwrap().is_empty());
+    assert_eq!(increases(&without, &back).unwrap()[svc].requests, 12.0);
 }
 
 #[test]
@@ -94,7 +139,7 @@ fn garbage_and_truncated_pages_do_not_panic_and_yield_nothing_wrong() {
         &"x".repeat(100_000),
     ] {
         let page = parse_page(text, &wanted()).unwrap_or_default();
-        let got = increases(&Page::zero(&wanted()), &page);
+        let got = increases(&Page::zero(&wanted()), &page).unwrap();
         for side in got.values() {
             assert!(side.requests >= 0.0 && side.errors <= side.requests);
         }
@@ -204,7 +249,8 @@ fn negative_and_non_finite_counters_are_left_out() {
     let got = increases(
         &Page::zero(&wanted()),
         &parse_page(text, &wanted()).unwrap(),
-    );
+    )
+    .unwrap();
     assert!(!got.contains_key("app-canary@http"), "{got:?}");
     assert_eq!(got["app-stable@http"].requests, 4.0);
 }
@@ -216,7 +262,7 @@ fn a_service_asked_for_the_first_time_is_only_a_baseline() {
     let before = parse_page(&text, std::slice::from_ref(&canary)).unwrap();
     let text = format!("{}{}", page(&canary, 110, 1), page(&stable, 990, 0));
     let after = parse_page(&text, &[canary.clone(), stable.clone()]).unwrap();
-    let got = increases(&before, &after);
+    let got = increases(&before, &after).unwrap();
     assert_eq!(got[&canary].requests, 10.0);
     // Not 990: stable's counters were not read before, so this page is its baseline.
     assert!(!got.contains_key(&stable), "{got:?}");
@@ -238,7 +284,7 @@ fn labels_in_any_order_escapes_and_timestamps_are_understood() {
     )
     .unwrap();
     assert_eq!(p1.len(), 2);
-    let d = &increases(&p1, &p2)[svc];
+    let d = &increases(&p1, &p2).unwrap()[svc];
     assert_eq!((d.requests, d.errors), (7.0, 2.0));
 }
 
@@ -261,7 +307,8 @@ fn a_page_read_in_pieces_of_any_size_parses_as_a_whole() {
     let whole = increases(
         &Page::zero(&wanted()),
         &parse_page(FIXTURE, &wanted()).unwrap(),
-    );
+    )
+    .unwrap();
     for piece in [1, 7, 100, 4096] {
         let mut parser = PageParser::new(&wanted());
         for chunk in FIXTURE.as_bytes().chunks(piece) {
@@ -269,7 +316,7 @@ fn a_page_read_in_pieces_of_any_size_parses_as_a_whole() {
         }
         let page = parser.finish().unwrap();
         assert_eq!(
-            increases(&Page::zero(&wanted()), &page),
+            increases(&Page::zero(&wanted()), &page).unwrap(),
             whole,
             "pieces of {piece}"
         );
@@ -283,7 +330,7 @@ fn a_series_listed_twice_counts_once_with_its_last_value() {
     let page = parse_page(text, &wanted()).unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(
-        increases(&Page::zero(&wanted()), &page)["app-canary@http"].requests,
+        increases(&Page::zero(&wanted()), &page).unwrap()["app-canary@http"].requests,
         9.0
     );
 }
@@ -307,7 +354,7 @@ fn series_that_moved_on_the_page_and_crlf_line_ends_are_matched() {
     }
     let p2 = parser.finish().unwrap();
     assert_eq!((p1.len(), p2.len()), (300, 301));
-    let d = &increases(&p1, &p2)[svc];
+    let d = &increases(&p1, &p2).unwrap()[svc];
     // 300 series grew by 1 (100 of them 5xx); the new one counts from 0.
     assert_eq!(d.requests, 304.0);
     assert_eq!(d.errors, 100.0);
