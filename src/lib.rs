@@ -17,6 +17,7 @@ pub mod demo_traffic;
 pub mod metrics;
 pub mod notify;
 pub mod provider;
+pub mod redact;
 pub mod rollout;
 pub mod server;
 pub mod signals;

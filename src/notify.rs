@@ -297,7 +297,7 @@ impl Hooks {
                         reason: format!(
                             "{} hook {} failed after {} attempts: {e}",
                             call.hook,
-                            call.url,
+                            crate::redact::redacted(&call.url),
                             HOOK_RETRIES + 1
                         ),
                         time_ms: crate::clock::system_now_ms(),

@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first; the same list as docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "config", "event", "names", "signals", "telemetry"],
+    &[
+        "clock",
+        "config",
+        "event",
+        "names",
+        "redact",
+        "signals",
+        "telemetry",
+    ],
     &["analysis", "provider", "rollout"],
     &["metrics", "notify", "store"],
     &["controller"],

@@ -226,8 +226,10 @@ impl PrometheusSource {
             .base
             .join("api/v1/query")
             .map_err(|e| SourceError::Invalid(format!("bad Prometheus URL: {e}")))?;
-        let unreachable =
-            |e: reqwest::Error| SourceError::Unreachable(format!("{}: {e}", self.base));
+        let base = crate::redact::redacted(&self.base);
+        let unreachable = |e: reqwest::Error| {
+            SourceError::Unreachable(format!("{base}: {}", crate::redact::error_text(e)))
+        };
         let mut resp = self
             .http
             .post(url)
@@ -245,10 +247,7 @@ impl PrometheusSource {
                 }
             })?;
         if status.is_server_error() {
-            return Err(SourceError::Unreachable(format!(
-                "{}: HTTP {status}",
-                self.base
-            )));
+            return Err(SourceError::Unreachable(format!("{base}: HTTP {status}")));
         }
         decode(&body)
     }
@@ -283,7 +282,7 @@ impl MetricsSource for PrometheusSource {
     }
 
     fn describe(&self) -> String {
-        format!("prometheus {}", self.base)
+        format!("prometheus {}", crate::redact::redacted(&self.base))
     }
 }
 

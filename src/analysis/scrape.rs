@@ -415,9 +415,16 @@ impl TraefikScrape {
 
     /// Fetches and parses one page as it arrives, keeping the series of `services`.
     async fn fetch(&self, url: &Url, services: &[String]) -> Result<Page, SourceError> {
-        let unreachable = |e: reqwest::Error| SourceError::Unreachable(format!("{url}: {e}"));
-        let too_large =
-            || SourceError::Invalid(format!("{url}: page larger than {MAX_PAGE_BYTES} bytes"));
+        let shown = crate::redact::redacted(url);
+        let url_text = &shown;
+        let unreachable = |e: reqwest::Error| {
+            SourceError::Unreachable(format!("{url_text}: {}", crate::redact::error_text(e)))
+        };
+        let too_large = || {
+            SourceError::Invalid(format!(
+                "{url_text}: page larger than {MAX_PAGE_BYTES} bytes"
+            ))
+        };
         let mut resp = self
             .http
             .get(url.clone())
@@ -426,7 +433,7 @@ impl TraefikScrape {
             .map_err(unreachable)?;
         if !resp.status().is_success() {
             return Err(SourceError::Unreachable(format!(
-                "{url}: HTTP {}",
+                "{url_text}: HTTP {}",
                 resp.status()
             )));
         }
@@ -446,7 +453,7 @@ impl TraefikScrape {
             parser.feed(&chunk);
         }
         parser.finish().map_err(|e| match e {
-            SourceError::Invalid(why) => SourceError::Invalid(format!("{url}: {why}")),
+            SourceError::Invalid(why) => SourceError::Invalid(format!("{url_text}: {why}")),
             other => other,
         })
     }
@@ -506,7 +513,10 @@ impl MetricsSource for TraefikScrape {
                         }
                         Err(why) => {
                             first_error.get_or_insert_with(|| {
-                                SourceError::Invalid(format!("{}: {why}", self.urls[i]))
+                                SourceError::Invalid(format!(
+                                    "{}: {why}",
+                                    crate::redact::redacted(&self.urls[i])
+                                ))
                             });
                         }
                     }
@@ -523,7 +533,7 @@ impl MetricsSource for TraefikScrape {
     }
 
     fn describe(&self) -> String {
-        let urls: Vec<&str> = self.urls.iter().map(Url::as_str).collect();
+        let urls: Vec<String> = self.urls.iter().map(crate::redact::redacted).collect();
         format!("traefik {}", urls.join(", "))
     }
 }

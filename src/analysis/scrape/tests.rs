@@ -359,3 +359,20 @@ fn series_that_moved_on_the_page_and_crlf_line_ends_are_matched() {
     assert_eq!(d.requests, 304.0);
     assert_eq!(d.errors, 100.0);
 }
+
+#[tokio::test]
+async fn a_password_in_a_metrics_url_is_in_no_error_and_no_description() {
+    let url: Url = "http://user:s3cret@127.0.0.1:1/metrics".parse().unwrap();
+    let source = TraefikScrape::new(vec![url], Duration::from_millis(500));
+    let e = source
+        .collect(&wanted(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+    assert!(e.to_string().contains("user:***@127.0.0.1:1"), "{e}");
+    assert!(
+        !source.describe().contains("s3cret"),
+        "{}",
+        source.describe()
+    );
+}
