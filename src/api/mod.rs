@@ -1,6 +1,7 @@
 //! The HTTP surface: [`router`] builds every route of [`ROUTES`] (Traefik provider, health,
 //! admin API) over an [`ApiState`]; [`ApiError`] turns failures into JSON `{"error", "detail"}`
-//! answers. [`views`] and [`requests`] are the API's types, shared with [`crate::client`].
+//! answers. [`views`] and [`requests`] are the API's types, shared with the client
+//! (`client.rs`, above this module).
 
 mod admin;
 mod auth;

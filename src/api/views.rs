@@ -1,4 +1,4 @@
-//! The API's answers as types: the server serializes them, [`crate::client`] and the CLI
+//! The API's answers as types: the server serializes them, the client (`client.rs`) and the CLI
 //! deserialize them, so an answer that does not fit them is not canary-pilot's.
 
 use serde::{Deserialize, Serialize};
