@@ -32,6 +32,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// the controller's; until it is loaded every route but `/healthz` answers 503.
 #[derive(Clone, Default)]
 pub struct ApiState {
+    /// Set once, by [`ApiState::set_controller`].
     pub controller: Arc<OnceLock<Arc<Controller>>>,
 }
 
@@ -49,8 +50,13 @@ impl ApiState {
 
     pub fn loaded(controller: Arc<Controller>) -> Self {
         let state = ApiState::pending();
-        let _ = state.controller.set(controller);
+        state.set_controller(controller);
         state
+    }
+
+    /// Hands the loaded controller to every clone of this state; only the first call counts.
+    pub fn set_controller(&self, controller: Arc<Controller>) {
+        let _ = self.controller.set(controller);
     }
 
     fn controller(&self) -> Result<Arc<Controller>, ApiError> {

@@ -70,7 +70,7 @@ async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
 
     let controller =
         Controller::load(Arc::new(sample_config()), Arc::new(MemStore::default())).unwrap();
-    let _ = state.controller.set(Arc::new(controller));
+    state.set_controller(Arc::new(controller));
     let (s1, b1) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     let (s2, b2) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
