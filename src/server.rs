@@ -36,7 +36,7 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr()?;
-    let state = ApiState::new(config.clone());
+    let state = ApiState::pending();
     let state_for_server = state.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -72,7 +72,7 @@ pub async fn serve(
         Ok(controller) => {
             let controller = Arc::new(controller);
             tokio::spawn(reload_on_sighup(controller.clone()));
-            let _ = state.controller.set(controller.clone());
+            state.set_controller(controller.clone());
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
             tokio::spawn(controller.run(async move {
                 let _ = loop_stop_rx.await;

@@ -210,3 +210,83 @@ fn mutating_commands_send_the_token_from_a_file_or_the_environment() {
     // Reads stay open.
     assert_eq!(run(&["status", "--server", &url]).status.code(), Some(0));
 }
+
+/// Waits until something listens on `port`, for at most 20 s.
+fn wait_listening(port: u16, proc: &Proc) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}: {}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn start_against_a_server_that_is_not_canary_pilot_fails_naming_the_url() {
+    // A demo backend answers every path with 200 and JSON of its own: `start` used to print
+    // `? ? [....] stable=? canary=?` and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["demo-backend", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--version", "v1"]);
+    let backend = Proc::spawn("backend", dir.path(), &mut cmd);
+    wait_listening(port, &backend);
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run(&["start", "api", "--version", "v2", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: {url}/api/v1/apps/api/start did not answer as canary-pilot's API: "
+        )),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    for args in [&["status"][..], &["events", "api"], &["status", "api"]] {
+        let out = run(&[args, &["--server", &url]].concat());
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stderr).contains("did not answer as canary-pilot's API"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn an_html_answer_is_not_taken_for_canary_pilots() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = [0u8; 4096];
+        let _ = conn.read(&mut request);
+        let body = "<html><body><h1>404 Not Found</h1></body></html>";
+        let _ = write!(
+            conn,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let out = run(&["set-weight", "api", "10", "--server", &url]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{url}/api/v1/apps/api/weight did not answer as canary-pilot's API: HTTP 404 Not Found"
+        )) && err.contains("<html>"),
+        "{err}"
+    );
+}

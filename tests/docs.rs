@@ -91,7 +91,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     let documented = documented_routes(&text);
     let routes: std::collections::BTreeSet<(String, String)> = canary_pilot::api::ROUTES
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.as_str().to_string(), r.path.to_string()))
         .collect();
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let missing: Vec<_> = documented.difference(&routes).collect();
@@ -121,10 +121,10 @@ async fn every_listed_route_is_served() {
     )
     .unwrap();
     let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));
-    for (method, path) in canary_pilot::api::ROUTES {
-        let uri = path.replace("{app}", "api");
+    for route in canary_pilot::api::ROUTES {
+        let (method, uri) = (route.method.as_str(), route.path.replace("{app}", "api"));
         let req = axum::http::Request::builder()
-            .method(*method)
+            .method(method)
             .uri(&uri)
             .body(axum::body::Body::from("{}"))
             .unwrap();

@@ -1,7 +1,6 @@
 //! Bearer-token checks for the admin API and the provider endpoint.
 
-use axum::http::{header, HeaderMap, StatusCode};
-use serde_json::json;
+use axum::http::{header, HeaderMap};
 
 use super::ApiError;
 use crate::config::Secret;
@@ -21,17 +20,9 @@ pub fn require(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(), Api
         })
         .map(str::trim);
     match presented {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            json!("this endpoint needs Authorization: Bearer <token>"),
-        )),
+        None => Err(ApiError::Unauthorized),
         Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            json!("the bearer token is not valid"),
-        )),
+        Some(_) => Err(ApiError::Forbidden),
     }
 }
 

@@ -4,18 +4,15 @@
 //! changes; 503 until state is loaded (Traefik then keeps its last good config), never an empty
 //! body (Traefik would delete every route).
 
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use super::{auth, ApiError, ApiState};
+use super::extract::Loaded;
+use super::{auth, ApiError};
 
-pub async fn traefik(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    auth::require(state.config().server.provider_token.as_ref(), &headers)?;
-    let published = state.controller()?.published();
+pub async fn traefik(Loaded(controller): Loaded, headers: HeaderMap) -> Result<Response, ApiError> {
+    let published = controller.published();
+    auth::require(published.config.server.provider_token.as_ref(), &headers)?;
     Ok((
         [
             (

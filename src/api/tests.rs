@@ -8,7 +8,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::config::tests_support::sample_config;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::controller::Dependencies;
 use crate::store::MemStore;
 
@@ -55,7 +55,7 @@ async fn json_call(app: &Router, method: &str, uri: &str, body: &str) -> (Status
 
 #[tokio::test]
 async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
-    let state = ApiState::new(Arc::new(sample_config()));
+    let state = ApiState::pending();
     let app = router(state.clone());
     let (s, body) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
@@ -70,11 +70,11 @@ async fn provider_answers_503_until_state_is_loaded_then_the_same_bytes() {
     );
 
     let controller = Controller::load(
-        state.config(),
+        Arc::new(sample_config()),
         Dependencies::new(Arc::new(MemStore::default())),
     )
     .unwrap();
-    let _ = state.controller.set(Arc::new(controller));
+    state.set_controller(Arc::new(controller));
     let (s1, b1) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     let (s2, b2) = call(&app, "GET", "/traefik", None, Body::empty()).await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
@@ -114,156 +114,34 @@ async fn bad_requests_get_4xx_json_errors() {
         "{{\"weight\": 1, \"pad\": \"{}\"}}",
         "x".repeat(MAX_BODY_BYTES + 10)
     );
-    let cases: Vec<(&str, &str, String, StatusCode, &str)> = vec![
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            "{".into(),
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            "".into(),
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 101}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": -1}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 1e400}"#.into(),
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 99999999999999999999}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 10.5}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": "10"}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"[10]"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"wieght": 10}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_weight",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 10, "x": 1}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/api/weight",
-            huge,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "bad_body",
-        ),
-        (
-            "PUT",
-            "/api/v1/apps/nope/weight",
-            r#"{"weight": 10}"#.into(),
-            StatusCode::NOT_FOUND,
-            "unknown_app",
-        ),
-        (
-            "GET",
-            "/api/v1/apps/nope",
-            "".into(),
-            StatusCode::NOT_FOUND,
-            "unknown_app",
-        ),
-        (
-            "GET",
-            "/api/v1/apps/..%2F..%2Fetc",
-            "".into(),
-            StatusCode::NOT_FOUND,
-            "unknown_app",
-        ),
-        (
-            "GET",
-            "/api/v1/apps/%FF",
-            "".into(),
-            StatusCode::BAD_REQUEST,
-            "bad_path",
-        ),
-        (
-            "GET",
-            "/api/v1/apps/api/../../traefik",
-            "".into(),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/nothing/here",
-            "".into(),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "POST",
-            "/api/v1/apps/api/weight",
-            r#"{"weight": 10}"#.into(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            "DELETE",
-            "/traefik",
-            "".into(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
+    const W: &str = "/api/v1/apps/api/weight";
+    #[rustfmt::skip]
+    let cases: [(&str, &str, &str, u16, &str); 20] = [
+        ("PUT", W, "{", 400, "malformed_json"),
+        ("PUT", W, "", 400, "malformed_json"),
+        ("PUT", W, r#"{"weight": 101}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": -1}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": 1e400}"#, 400, "malformed_json"),
+        ("PUT", W, r#"{"weight": 99999999999999999999}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": 10.5}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": "10"}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"[10]"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"wieght": 10}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": 10, "x": 1}"#, 422, "unknown_field"),
+        ("PUT", W, &huge, 413, "bad_body"),
+        ("PUT", "/api/v1/apps/nope/weight", r#"{"weight": 10}"#, 404, "unknown_app"),
+        ("GET", "/api/v1/apps/nope", "", 404, "unknown_app"),
+        ("GET", "/api/v1/apps/..%2F..%2Fetc", "", 404, "unknown_app"),
+        ("GET", "/api/v1/apps/%FF", "", 400, "bad_path"),
+        ("GET", "/api/v1/apps/api/../../traefik", "", 404, "not_found"),
+        ("GET", "/nothing/here", "", 404, "not_found"),
+        ("POST", W, r#"{"weight": 10}"#, 405, "method_not_allowed"),
+        ("DELETE", "/traefik", "", 405, "method_not_allowed"),
     ];
     for (method, uri, body, status, error) in cases {
-        let (s, v) = json_call(&app, method, uri, &body).await;
-        assert_eq!(
-            s,
-            status,
-            "{method} {uri} {}: {v}",
-            &body[..body.len().min(40)]
-        );
+        let (s, v) = json_call(&app, method, uri, body).await;
+        let shown = &body[..body.len().min(40)];
+        assert_eq!(s.as_u16(), status, "{method} {uri} {shown}: {v}");
         assert_eq!(v["error"], error, "{method} {uri}: {v}");
         assert!(v.get("detail").is_some(), "{v}");
     }
@@ -378,4 +256,107 @@ async fn protect_reads_closes_the_admin_reads_but_not_health_or_the_provider() {
             "{uri}"
         );
     }
+}
+
+#[test]
+fn every_action_is_a_post_route() {
+    use requests::{Action, ReasonBody, StartBody};
+    let actions = [
+        Action::Start(StartBody {
+            version: "v2".into(),
+        }),
+        Action::Pause(ReasonBody::default()),
+        Action::Resume,
+        Action::Promote,
+        Action::Abort(ReasonBody::default()),
+    ];
+    for action in actions {
+        let path = action.path("{app}");
+        assert!(
+            ROUTES
+                .iter()
+                .any(|r| r.method == Verb::Post && r.path == path),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_admin_route_answers_503_until_state_is_loaded() {
+    let app = router(ApiState::pending());
+    for r in ROUTES.iter().filter(|r| r.path != "/healthz") {
+        let uri = r.path.replace("{app}", "api");
+        let (s, v) = json_call(&app, r.method.as_str(), &uri, "{}").await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {v}");
+        assert_eq!(v["error"], "not_ready", "{uri}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn answers_read_back_into_the_view_types_without_losing_a_field() {
+    let app = loaded();
+    json_call(
+        &app,
+        "POST",
+        "/api/v1/apps/api/start",
+        r#"{"version": "v2"}"#,
+    )
+    .await;
+    fn same<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) {
+        let typed: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(serde_json::to_value(typed).unwrap(), v);
+    }
+    same::<views::AppList>(json_call(&app, "GET", "/api/v1/apps", "").await.1);
+    same::<views::AppDetail>(json_call(&app, "GET", "/api/v1/apps/api", "").await.1);
+    same::<views::EventList>(json_call(&app, "GET", "/api/v1/events", "").await.1);
+    same::<views::ErrorBody>(json_call(&app, "GET", "/api/v1/apps/nope", "").await.1);
+    same::<views::HealthView>(json_call(&app, "GET", "/readyz", "").await.1);
+}
+
+#[tokio::test]
+async fn every_mutating_body_refuses_unknown_fields_and_wrong_types() {
+    let app = loaded();
+    #[rustfmt::skip]
+    let cases = [
+        ("/api/v1/apps/api/start", r#"{"version": "v2", "x": 1}"#, "unknown_field"),
+        ("/api/v1/apps/api/start", r#"{"version": 2}"#, "invalid_field"),
+        ("/api/v1/apps/api/start", "", "invalid_field"),
+        ("/api/v1/apps/api/pause", r#"{"reason": "r", "x": 1}"#, "unknown_field"),
+        ("/api/v1/apps/api/pause", r#"{"reason": 1}"#, "invalid_field"),
+        ("/api/v1/apps/api/pause", "[1]", "invalid_body"),
+        ("/api/v1/apps/api/resume", r#"{"x": 1}"#, "unknown_field"),
+        ("/api/v1/apps/api/promote", r#"{"x": 1}"#, "unknown_field"),
+        ("/api/v1/apps/api/abort", r#"{"why": "r"}"#, "unknown_field"),
+        ("/api/v1/reload", r#"{"force": "yes"}"#, "invalid_field"),
+        ("/api/v1/reload", r#"{"forse": true}"#, "unknown_field"),
+    ];
+    for (uri, body, error) in cases {
+        let (s, v) = json_call(&app, "POST", uri, body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{uri} {body}: {v}");
+        assert_eq!(v["error"], error, "{uri} {body}: {v}");
+    }
+    let (s, v) = json_call(&app, "POST", "/api/v1/apps/api/pause", "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "an empty body is no body: {v}");
+}
+
+#[tokio::test]
+async fn a_reloaded_config_is_the_one_the_api_uses() {
+    let controller = Arc::new(
+        Controller::load(
+            Arc::new(sample_config()),
+            Dependencies::new(Arc::new(MemStore::default())),
+        )
+        .unwrap(),
+    );
+    let app = router(ApiState::loaded(controller.clone()));
+    let body = || Body::from(r#"{"weight": 5}"#);
+    let uri = "/api/v1/apps/api/weight";
+    assert_eq!(call(&app, "PUT", uri, None, body()).await.0, StatusCode::OK);
+    let mut config = sample_config();
+    config.server.admin_token = Some(Secret::new("adm1n"));
+    controller.reload(config, false).await.unwrap();
+    assert_eq!(
+        call(&app, "PUT", uri, None, body()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -1,0 +1,126 @@
+//! The command line: `serve`, `check`, `status`, `start`, `pause`, `resume`, `promote`, `abort`,
+//! `set-weight`, `events`, `reload`, `demo-traffic`, `demo-backend`, one module per command.
+//! Exit codes: 0 ok, 1 refused or failed, 2 usage, config or state error.
+
+use clap::{Parser, Subcommand};
+
+use crate::client::ClientError;
+use crate::telemetry::LogFormat;
+
+/// Prints a line to stdout. A closed pipe (`canary-pilot status | head -1`) ends the process
+/// quietly with success, as `head` expects, instead of a panic.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+mod check;
+mod demo;
+mod events;
+mod release;
+mod reload;
+mod remote;
+mod serve;
+mod status;
+
+pub use events::event_line;
+pub use remote::{Output, Remote};
+pub use status::{status_details, status_line};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "canary-pilot",
+    version,
+    about = "Automated canary releases behind Traefik"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: Traefik provider endpoint, admin API and health checks.
+    Serve(serve::ServeArgs),
+    /// Validate a config file and print the Traefik dynamic config it would serve.
+    Check(check::CheckArgs),
+    /// Show every app, or one, with its phase and weights.
+    Status(status::StatusArgs),
+    /// Start a release: the new version is deployed on the idle (canary) slot.
+    Start(release::StartArgs),
+    /// Hold a release at its current weight.
+    Pause(release::ReasonArgs),
+    /// Continue a paused release from its step.
+    Resume(release::AppArgs),
+    /// Skip the remaining steps: the canary takes 100 %, then becomes stable.
+    Promote(release::AppArgs),
+    /// Roll back now: the canary gets no traffic.
+    Abort(release::ReasonArgs),
+    /// Show the event log (every transition), oldest first.
+    Events(events::EventsArgs),
+    /// Make the daemon read its config file again (like SIGHUP); a bad file changes nothing.
+    Reload(reload::ReloadArgs),
+    /// Set an app's canary weight (0..=100) by hand; an analysed release pauses.
+    SetWeight(release::SetWeightArgs),
+    /// Send bounded traffic (for demos and benchmarks) and report which version answered.
+    DemoTraffic(demo::TrafficArgs),
+    /// Run a demo backend that answers with its version; `/_control` changes its behaviour.
+    DemoBackend(demo::BackendArgs),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure::failed(e)
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Check(args) => check::run(args),
+        Command::Status(args) => status::run(args).await,
+        Command::Start(args) => release::start(args).await,
+        Command::Pause(args) => release::pause(args).await,
+        Command::Resume(args) => release::resume(args).await,
+        Command::Promote(args) => release::promote(args).await,
+        Command::Abort(args) => release::abort(args).await,
+        Command::SetWeight(args) => release::set_weight(args).await,
+        Command::Events(args) => events::run(args).await,
+        Command::Reload(args) => reload::run(args).await,
+        Command::DemoTraffic(args) => demo::traffic(args).await,
+        Command::DemoBackend(args) => demo::backend(args).await,
+    }
+}
