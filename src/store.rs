@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rollout::AppState;
+use crate::rollout::{AppState, Phase};
 
 /// The only state file format this build reads and writes.
 pub const STATE_FORMAT: u32 = 1;
@@ -101,14 +101,60 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<StateFile, StoreError> {
         )));
     }
     for (name, app) in &state.apps {
-        if app.canary_weight > 100 {
-            return Err(corrupt(format!(
-                "apps.{name}.canary_weight = {} is outside 0..=100",
-                app.canary_weight
-            )));
-        }
+        check_app(name, app).map_err(corrupt)?;
+    }
+    for (i, ev) in state.events.iter().enumerate() {
+        check_time(&format!("events[{i}].time_ms"), ev.time_ms).map_err(corrupt)?;
     }
     Ok(state)
+}
+
+/// Largest generation a state file may hold: every change adds one, so a real file stays far
+/// below it, and it is exact in any JSON reader.
+pub const MAX_GENERATION: u64 = 1 << 53;
+/// Largest count of consecutive failed analyses a state file may hold.
+pub const MAX_FAILURES: u32 = 1_000_000;
+
+/// A time no clock of ours wrote: past the year 9999.
+fn check_time(key: &str, ms: u64) -> Result<(), String> {
+    if ms > crate::clock::MAX_TIME_MS {
+        return Err(format!("{key} = {ms} is past the year 9999"));
+    }
+    Ok(())
+}
+
+/// What a state file may say of one app: values that canary-pilot itself could have written.
+fn check_app(name: &str, app: &AppState) -> Result<(), String> {
+    if app.canary_weight > 100 {
+        return Err(format!(
+            "apps.{name}.canary_weight = {} is outside 0..=100",
+            app.canary_weight
+        ));
+    }
+    if app.phase == Phase::RolledBack && app.canary_weight > 0 {
+        return Err(format!(
+            "apps.{name} is rolled_back but sends {}% to the canary; a rolled-back release sends it none",
+            app.canary_weight
+        ));
+    }
+    if app.generation > MAX_GENERATION {
+        return Err(format!(
+            "apps.{name}.generation = {} is beyond {MAX_GENERATION}",
+            app.generation
+        ));
+    }
+    if app.failures > MAX_FAILURES {
+        return Err(format!(
+            "apps.{name}.failures = {} is beyond {MAX_FAILURES}",
+            app.failures
+        ));
+    }
+    check_time(&format!("apps.{name}.updated_at_ms"), app.updated_at_ms)?;
+    check_time(&format!("apps.{name}.phase_since_ms"), app.phase_since_ms)?;
+    if let Some(t) = app.inconclusive_since_ms {
+        check_time(&format!("apps.{name}.inconclusive_since_ms"), t)?;
+    }
+    Ok(())
 }
 
 impl Store for FileStore {
@@ -217,7 +263,6 @@ impl Store for MemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::Phase;
 
     fn sample() -> StateFile {
         let mut apps = BTreeMap::new();
@@ -282,6 +327,32 @@ mod tests {
         v["apps"]["api"]["canary_weight"] = 101.into();
         let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("canary_weight = 101"), "{err}");
+    }
+
+    #[test]
+    fn values_canary_pilot_could_not_have_written_are_refused_at_start() {
+        let bad: [(&str, serde_json::Value, &str); 6] = [
+            ("updated_at_ms", 253_402_300_800_000u64.into(), "past the year 9999"),
+            ("phase_since_ms", u64::MAX.into(), "past the year 9999"),
+            ("generation", u64::MAX.into(), "generation"),
+            ("failures", u32::MAX.into(), "failures"),
+            ("inconclusive_since_ms", u64::MAX.into(), "inconclusive_since_ms"),
+            ("phase", "rolled_back".into(), "rolled_back but sends 25%"),
+        ];
+        for (key, value, says) in bad {
+            let mut v = serde_json::to_value(sample()).unwrap();
+            v["apps"]["api"][key] = value;
+            let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{key}: {err}");
+            assert!(err.to_string().contains(says), "{key}: {err}");
+        }
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["events"] = serde_json::json!([{
+            "app": "api", "kind": "started", "version": "v2", "from": "idle",
+            "to": "progressing", "weight": 5, "reason": "r", "time_ms": u64::MAX
+        }]);
+        let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("events[0].time_ms"), "{err}");
     }
 
     #[test]
