@@ -806,17 +806,6 @@ fn reconcile(
     force: bool,
     now_ms: u64,
 ) -> Result<(StateFile, ReloadReport), ReloadRefusal> {
-    for (key, changed) in [
-        ("server.listen", new.server.listen != old.server.listen),
-        (
-            "server.state_file",
-            new.server.state_file != old.server.state_file,
-        ),
-    ] {
-        if changed {
-            return Err(ReloadRefusal::NeedsRestart { key });
-        }
-    }
     if !force {
         if new.apps.is_empty() {
             return Err(ReloadRefusal::NoApps);
@@ -831,6 +820,17 @@ fn reconcile(
             return Err(ReloadRefusal::DropsAdminToken {
                 env: crate::config::ADMIN_TOKEN_ENV,
             });
+        }
+    }
+    for (key, changed) in [
+        ("server.listen", new.server.listen != old.server.listen),
+        (
+            "server.state_file",
+            new.server.state_file != old.server.state_file,
+        ),
+    ] {
+        if changed {
+            return Err(ReloadRefusal::NeedsRestart { key });
         }
     }
     let mut report = ReloadReport {

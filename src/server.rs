@@ -31,6 +31,14 @@ pub async fn serve(
     listen: Option<SocketAddr>,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    // Taken over before anything else: SIGHUP's default action ends the process, and a HUP that
+    // arrives while the state loads must not.
+    let loaded_for_hup = Arc::new(std::sync::OnceLock::new());
+    #[cfg(unix)]
+    {
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(reload_on_sighup(hup, loaded_for_hup.clone()));
+    }
     let addr = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -71,7 +79,7 @@ pub async fn serve(
     let analysis_loop = match loaded {
         Ok(controller) => {
             let controller = Arc::new(controller);
-            tokio::spawn(reload_on_sighup(controller.clone()));
+            let _ = loaded_for_hup.set(controller.clone());
             state.set_controller(controller.clone());
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
             tokio::spawn(controller.run(async move {
@@ -92,23 +100,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// Reloads the config file on every SIGHUP; a bad file is logged and changes nothing.
-async fn reload_on_sighup(controller: Arc<Controller>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
+/// Reloads the config file on every SIGHUP, once the controller is loaded; a bad file is logged
+/// and changes nothing, and a HUP while the state loads is logged and ignored.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    controller: Arc<std::sync::OnceLock<Arc<Controller>>>,
+) {
+    while hup.recv().await.is_some() {
+        let Some(controller) = controller.get() else {
+            tracing::warn!("SIGHUP while the state is loading: ignored; send it again once ready");
+            continue;
         };
-        while hup.recv().await.is_some() {
-            match controller.reload_from_file(false).await {
-                Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
-                }
+        match controller.reload_from_file(false).await {
+            Ok(report) => tracing::info!(?report, "SIGHUP: config reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
             }
         }
     }
-    #[cfg(not(unix))]
-    let _ = controller;
 }

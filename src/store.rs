@@ -332,11 +332,19 @@ mod tests {
     #[test]
     fn values_canary_pilot_could_not_have_written_are_refused_at_start() {
         let bad: [(&str, serde_json::Value, &str); 6] = [
-            ("updated_at_ms", 253_402_300_800_000u64.into(), "past the year 9999"),
+            (
+                "updated_at_ms",
+                253_402_300_800_000u64.into(),
+                "past the year 9999",
+            ),
             ("phase_since_ms", u64::MAX.into(), "past the year 9999"),
             ("generation", u64::MAX.into(), "generation"),
             ("failures", u32::MAX.into(), "failures"),
-            ("inconclusive_since_ms", u64::MAX.into(), "inconclusive_since_ms"),
+            (
+                "inconclusive_since_ms",
+                u64::MAX.into(),
+                "inconclusive_since_ms",
+            ),
             ("phase", "rolled_back".into(), "rolled_back but sends 25%"),
         ];
         for (key, value, says) in bad {

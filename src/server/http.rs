@@ -44,9 +44,27 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
-            max_connections: 512,
+            max_connections: default_max_connections(open_files_limit()),
         }
     }
+}
+
+/// At most 512 connections, and never more than half the descriptors the process may open, so
+/// that the state file, metrics scrapes and notifications always find one.
+fn default_max_connections(open_files: Option<u64>) -> usize {
+    let half = open_files.map_or(usize::MAX, |n| (n / 2) as usize);
+    half.clamp(8, 512)
+}
+
+/// The process's soft limit of open files, from `/proc/self/limits` where there is one.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Time since the listener started, in milliseconds: when a connection last moved a byte.
@@ -56,16 +74,25 @@ fn millis_since(origin: &Instant) -> u64 {
     origin.elapsed().as_millis() as u64
 }
 
-/// A socket that notes when it last read or wrote.
+/// What the limit knows of one connection: when it was accepted, when it last moved a byte,
+/// and whether it was ever answered.
+struct Activity {
+    accepted: u64,
+    last_active: AtomicU64,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+/// A socket that notes when it last read or wrote, and that it wrote an answer.
 struct Tracked {
     inner: TcpStream,
-    last_active: Arc<AtomicU64>,
+    activity: Arc<Activity>,
     origin: Clock,
 }
 
 impl Tracked {
     fn touch(&self) {
-        self.last_active
+        self.activity
+            .last_active
             .store(millis_since(&self.origin), Ordering::Relaxed);
     }
 }
@@ -94,6 +121,7 @@ impl AsyncWrite for Tracked {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.touch();
+            self.activity.answered.store(true, Ordering::Relaxed);
         }
         r
     }
@@ -107,22 +135,30 @@ impl AsyncWrite for Tracked {
     }
 }
 
-/// The open connections: when each last moved a byte, and how to close it.
+/// The open connections: what each did, and how to close it.
 #[derive(Default)]
 struct Open {
     next_id: u64,
-    conns: BTreeMap<u64, (Arc<AtomicU64>, Arc<Notify>)>,
+    conns: BTreeMap<u64, (Arc<Activity>, Arc<Notify>)>,
 }
 
 impl Open {
-    /// Closes the connection silent the longest.
-    fn evict_quietest(&mut self) {
-        let quietest = self
+    /// Closes the oldest connection that was never answered (a client that never sent a whole
+    /// request: what a slowloris holds); when every one was answered, the one silent the longest.
+    fn evict(&mut self) {
+        let unanswered = self
             .conns
             .iter()
-            .min_by_key(|(_, (last, _))| last.load(Ordering::Relaxed))
+            .filter(|(_, (a, _))| !a.answered.load(Ordering::Relaxed))
+            .min_by_key(|(_, (a, _))| a.accepted)
             .map(|(id, _)| *id);
-        if let Some(id) = quietest {
+        let victim = unanswered.or_else(|| {
+            self.conns
+                .iter()
+                .min_by_key(|(_, (a, _))| a.last_active.load(Ordering::Relaxed))
+                .map(|(id, _)| *id)
+        });
+        if let Some(id) = victim {
             if let Some((_, close)) = self.conns.remove(&id) {
                 close.notify_one();
             }
@@ -178,21 +214,26 @@ pub async fn serve(
         };
         while tasks.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let last_active = Arc::new(AtomicU64::new(millis_since(&origin)));
+        let now = millis_since(&origin);
+        let activity = Arc::new(Activity {
+            accepted: now,
+            last_active: AtomicU64::new(now),
+            answered: std::sync::atomic::AtomicBool::new(false),
+        });
         let close = Arc::new(Notify::new());
         let id = {
             let mut open = open.lock().expect("poisoned");
             if open.conns.len() >= limits.max_connections {
-                open.evict_quietest();
+                open.evict();
             }
             let id = open.next_id;
             open.next_id += 1;
-            open.conns.insert(id, (last_active.clone(), close.clone()));
+            open.conns.insert(id, (activity.clone(), close.clone()));
             id
         };
         let io = Tracked {
             inner: stream,
-            last_active: last_active.clone(),
+            activity: activity.clone(),
             origin: origin.clone(),
         };
         let service = TowerToHyperService::new(router.clone());
@@ -211,7 +252,8 @@ pub async fn serve(
                     _ = close.notified() => break,
                     _ = stop.changed() => conn.as_mut().graceful_shutdown(),
                     _ = check.tick() => {
-                        let quiet = millis_since(&origin).saturating_sub(last_active.load(Ordering::Relaxed));
+                        let last = activity.last_active.load(Ordering::Relaxed);
+                        let quiet = millis_since(&origin).saturating_sub(last);
                         if quiet >= idle_ms {
                             break;
                         }
@@ -285,6 +327,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_connection_limit_leaves_half_the_descriptors_free() {
+        assert_eq!(default_max_connections(Some(1024)), 512);
+        assert_eq!(default_max_connections(Some(256)), 128);
+        assert_eq!(default_max_connections(Some(1 << 20)), 512);
+        assert_eq!(default_max_connections(None), 512);
+        assert_eq!(default_max_connections(Some(4)), 8);
+        assert!(open_files_limit().is_some_and(|n| n > 0));
+    }
+
     #[tokio::test]
     async fn a_connection_that_never_finishes_its_headers_is_closed() {
         let (addr, _stop) = start(limits()).await;
@@ -334,5 +386,27 @@ mod tests {
         }
         // The oldest silent ones were closed to make room.
         assert!(closed_within(&mut silent[0], Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_was_answered_outlives_newer_silent_connections() {
+        let (addr, _stop) = start(Limits {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            ..limits()
+        })
+        .await;
+        let client = reqwest::Client::new();
+        let first = client.get(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(body_text(first).await, "ok");
+        // Silent connections arrive after it, more than the limit.
+        let mut silent = Vec::new();
+        for _ in 0..20 {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The same pooled connection is still open and answers.
+        let again = client.get(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(body_text(again).await, "ok");
     }
 }
