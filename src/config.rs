@@ -1226,11 +1226,8 @@ impl<'s> Validator<'s> {
         };
         let events = raw.events.clone().unwrap_or_default();
         for (i, e) in events.iter().enumerate() {
-            if !crate::rollout::EventKind::ALL
-                .iter()
-                .any(|k| k.as_str() == e)
-            {
-                let known: Vec<&str> = crate::rollout::EventKind::ALL
+            if !crate::event::EventKind::ALL.iter().any(|k| k.as_str() == e) {
+                let known: Vec<&str> = crate::event::EventKind::ALL
                     .iter()
                     .map(|k| k.as_str())
                     .collect();

@@ -14,6 +14,7 @@ pub mod config;
 pub mod controller;
 pub mod demo_backend;
 pub mod demo_traffic;
+pub mod event;
 pub mod metrics;
 pub mod notify;
 pub mod provider;
