@@ -15,6 +15,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 use url::Url;
 
+use crate::names::AppNames;
+
 /// Environment variable that holds the admin API token when `server.admin_token_file` is unset.
 pub const ADMIN_TOKEN_ENV: &str = "CANARY_PILOT_ADMIN_TOKEN";
 /// Environment variable that holds the provider token when `server.provider_token_file` is unset.
@@ -406,6 +408,16 @@ impl AppConfig {
             .find(|s| s.as_str() != slot)
             .map(String::as_str)
             .unwrap_or(slot)
+    }
+
+    /// The names of the Traefik objects generated for this app.
+    pub fn names(&self) -> AppNames<'_> {
+        AppNames::of(&self.name)
+    }
+
+    /// Every router and service name this app generates.
+    pub fn generated_names(&self) -> Vec<String> {
+        self.names().all(self.pin_cookie.is_some())
     }
 }
 
@@ -1416,7 +1428,7 @@ impl<'s> Validator<'s> {
     fn names_unique(&mut self, apps: &BTreeMap<String, AppConfig>) {
         let mut owner: BTreeMap<String, &str> = BTreeMap::new();
         for app in apps.values() {
-            for n in crate::provider::generated_names(app) {
+            for n in app.generated_names() {
                 if let Some(other) = owner.insert(n.clone(), &app.name) {
                     if other != app.name {
                         self.issue(

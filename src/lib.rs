@@ -16,6 +16,7 @@ pub mod demo_backend;
 pub mod demo_traffic;
 pub mod event;
 pub mod metrics;
+pub mod names;
 pub mod notify;
 pub mod provider;
 pub mod rollout;
