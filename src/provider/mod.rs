@@ -16,8 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{AppConfig, Config};
 use crate::rollout::AppState;
 
-/// How much higher than the main router the pin routers' priority is.
-pub const PIN_PRIORITY_OFFSET: u32 = 100;
+pub use crate::config::PIN_PRIORITY_OFFSET;
 
 /// One app's part of the document: its routers and its services as JSON object members
 /// (`"name":{...}`, comma-separated), with what they were rendered from.
@@ -145,7 +144,7 @@ fn render_app(
         names.router().to_string(),
         router(app, app.rule.clone(), names.service(), app.priority),
     );
-    let pin_priority = app.priority + PIN_PRIORITY_OFFSET;
+    let pin_priority = app.pin_priority();
     let header_rule = format!(
         "({}) && Header(`{}`, `{}`)",
         app.rule, app.pin_header.name, app.pin_header.value
