@@ -558,6 +558,19 @@ fn a_secret_webhook_url_is_never_echoed() {
     assert!(!format!("{all:?}").contains("SECRET"));
 }
 
+#[test]
+fn configs_compare_with_eq() {
+    let a = sample_config();
+    assert_eq!(a, sample_config());
+    let mut b = sample_config();
+    b.apps.get_mut("api").unwrap().analysis.min_requests += 1;
+    assert_ne!(a, b);
+    let mut c = sample_config();
+    c.notifiers.clear();
+    c.server.protect_reads = !a.server.protect_reads;
+    assert_ne!(a, c);
+}
+
 /// The keys of a raw struct, as serde knows them (from `deny_unknown_fields`' list).
 fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     struct Fields;

@@ -11,7 +11,7 @@ use url::Url;
 use super::secret::Secret;
 use crate::names::AppNames;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
@@ -19,7 +19,7 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub state_file: PathBuf,
@@ -35,7 +35,7 @@ pub enum MetricsSourceKind {
     Prometheus,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub source: MetricsSourceKind,
     pub traefik_urls: Vec<Url>,
@@ -78,7 +78,7 @@ pub enum NotifierKind {
     Generic,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifierConfig {
     pub name: String,
     pub kind: NotifierKind,
@@ -96,7 +96,7 @@ pub struct NotifierConfig {
 /// How much higher than the main router the pin routers' priority is.
 pub const PIN_PRIORITY_OFFSET: u32 = 100;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
     pub name: String,
     pub rule: String,
