@@ -128,9 +128,9 @@ pub trait MetricsSource: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// The Traefik service names of an app's two roles.
+/// The Traefik service names of an app's two roles, as the metrics label them.
 pub fn service_names(app: &str) -> (String, String) {
-    (format!("{app}-stable@http"), format!("{app}-canary@http"))
+    crate::names::AppNames::of(app).metrics_services()
 }
 
 /// The configured metrics source.

@@ -18,30 +18,8 @@ use super::{BoxFuture, Collected, Histogram, MetricsSource, SourceError};
 /// Largest query answer read.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
-pub const DEFAULT_REQUESTS: &str = r#"sum by (service) (increase(traefik_service_requests_total{service=~"{service}"}[{window}]))"#;
-pub const DEFAULT_ERRORS: &str = r#"sum by (service) (increase(traefik_service_requests_total{service=~"{service}",code=~"5.."}[{window}]))"#;
-pub const DEFAULT_LATENCY: &str = r#"sum by (service, le) (increase(traefik_service_request_duration_seconds_bucket{service=~"{service}"}[{window}]))"#;
-
-/// The three query templates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queries {
-    /// Requests per service over the window.
-    pub requests: String,
-    /// 5xx answers per service over the window.
-    pub errors: String,
-    /// Duration histogram buckets per service and `le` over the window.
-    pub latency: String,
-}
-
-impl Default for Queries {
-    fn default() -> Self {
-        Queries {
-            requests: DEFAULT_REQUESTS.into(),
-            errors: DEFAULT_ERRORS.into(),
-            latency: DEFAULT_LATENCY.into(),
-        }
-    }
-}
+/// The query templates are configuration; they live with it.
+pub use crate::config::{Queries, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS};
 
 /// Fills a template. Service names are escaped for a regex inside a PromQL string.
 pub fn render_query(template: &str, services: &[String], window: Duration) -> String {

@@ -1,3 +1,6 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::tests_support::{sample_config, NoSecrets};
 use super::*;
 
@@ -259,4 +262,388 @@ fn steps_need_a_weight_below_100() {
             .steps,
         vec![50, 100]
     );
+}
+
+/// The issues' keys, in the order reported.
+fn keys(issues: &[ConfigIssue]) -> Vec<&str> {
+    issues.iter().map(|i| i.key.as_str()).collect()
+}
+
+#[test]
+fn a_file_with_six_mistakes_reports_all_six_in_one_run() {
+    let src = r#"
+[server]
+listen = "0.0.0.0:9000"
+admin_token = "s3cret"
+
+[metrics]
+source = "prometheus"
+interval = "5s"
+
+[apps.api]
+rule = "Host(`api.example.com`)"
+slots = { blue = ["http://api-blue:8080"], green = ["api-green:8080"] }
+initial_stable = "blue"
+
+[apps.api.analysis]
+intervall = "10s"
+max_error_ratio = 5
+"#;
+    let all = issues(src);
+    assert_eq!(
+        keys(&all),
+        [
+            "server.admin_token",
+            "metrics.prometheus_url",
+            "metrics.interval",
+            "apps.api.slots.green[0]",
+            "apps.api.analysis.intervall",
+            "apps.api.analysis.max_error_ratio",
+        ],
+        "{all:#?}"
+    );
+    let lines: Vec<Option<usize>> = all.iter().map(|i| i.line).collect();
+    assert_eq!(
+        lines,
+        [Some(4), Some(6), Some(8), Some(12), Some(16), Some(17)]
+    );
+}
+
+#[test]
+fn an_unknown_key_and_a_bad_value_in_one_table_are_both_reported() {
+    let src = format!("{MINIMAL}[apps.api.analysis]\nintervall = \"10s\"\nfailure_limit = 0\n");
+    let all = issues(&src);
+    assert_eq!(
+        keys(&all),
+        [
+            "apps.api.analysis.intervall",
+            "apps.api.analysis.failure_limit"
+        ],
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest_valid_key() {
+    let src = format!("{MINIMAL}[apps.api.analysis]\nintervall = \"10s\"\n");
+    assert_eq!(
+        find(&issues(&src), "apps.api.analysis.intervall").message,
+        "unknown field `intervall`; did you mean `interval`?"
+    );
+    let all = issues("[sever]\nlisten = \"0.0.0.0:1\"\n");
+    assert_eq!(
+        find(&all, "sever").message,
+        "unknown section `sever`; did you mean `server`?"
+    );
+}
+
+#[test]
+fn unknown_keys_without_a_close_match_list_the_valid_ones() {
+    let all = issues("[server]\nport = 9000\n");
+    assert_eq!(
+        find(&all, "server.port").message,
+        "unknown field `port`; expected `listen`, `state_file`, `admin_token_file`, \
+         `provider_token_file` or `protect_reads`"
+    );
+}
+
+#[test]
+fn float_ranges_are_printed_as_a_person_writes_them() {
+    let src = format!(
+        "{MINIMAL}[apps.api.analysis]\nmax_error_ratio = 1.5\nerror_ratio_tolerance = -0.1\nlatency_quantile = 1.0\nmax_latency_ratio = 0.5\n"
+    );
+    let all = issues(&src);
+    let message = |key: &str| {
+        find(&all, &format!("apps.api.analysis.{key}"))
+            .message
+            .clone()
+    };
+    assert_eq!(
+        message("max_error_ratio"),
+        "= 1.5: must be greater than 0 and at most 1"
+    );
+    assert_eq!(
+        message("error_ratio_tolerance"),
+        "= -0.1: must be from 0 to 1"
+    );
+    assert_eq!(
+        message("latency_quantile"),
+        "= 1: must be greater than 0 and less than 1"
+    );
+    assert_eq!(message("max_latency_ratio"), "= 0.5: must be at least 1");
+}
+
+#[test]
+fn integer_ranges_keep_the_inclusive_range_notation() {
+    let src = format!(
+        "{MINIMAL}[apps.api.analysis]\nfailure_limit = 0\nmin_requests = 0\n\n[[notifiers]]\nname = \"ops\"\nkind = \"generic\"\nurl = \"http://h\"\nretries = 11\n"
+    );
+    let all = issues(&src);
+    assert_eq!(
+        find(&all, "apps.api.analysis.failure_limit").message,
+        "= 0: must be 1..=1000"
+    );
+    assert_eq!(
+        find(&all, "apps.api.analysis.min_requests").message,
+        "= 0: must be at least 1"
+    );
+    assert_eq!(
+        find(&all, "notifiers[0].retries").message,
+        "= 11: must be 0..=10"
+    );
+}
+
+#[test]
+fn nan_infinite_and_overflowing_numbers_are_refused() {
+    for (value, message) in [
+        ("nan", "= NaN: must be greater than 0 and at most 1"),
+        ("inf", "= inf: must be greater than 0 and at most 1"),
+        ("1e999", "1e999 is too large a number"),
+    ] {
+        let src = format!("{MINIMAL}[apps.api.analysis]\nmax_error_ratio = {value}\n");
+        assert_eq!(
+            find(&issues(&src), "apps.api.analysis.max_error_ratio").message,
+            message
+        );
+    }
+}
+
+#[test]
+fn a_refused_value_is_reported_once_and_its_neighbours_are_still_checked() {
+    // `rule` of the wrong type is not "required" too; a bad slot list does not make the slots
+    // "not two" nor `initial_stable` "not a slot"; a bad pin header name is not "missing".
+    let src = r#"
+[apps.api]
+rule = 5
+slots = { blue = ["http://a:1"], green = 7 }
+initial_stable = "blue"
+pin_header = { name = 3 }
+priority = "high"
+pin_cookie = "a;b"
+"#;
+    let all = issues(src);
+    assert_eq!(
+        keys(&all),
+        [
+            "apps.api.rule",
+            "apps.api.slots.green",
+            "apps.api.pin_header.name",
+            "apps.api.priority",
+            "apps.api.pin_cookie",
+        ],
+        "{all:#?}"
+    );
+    assert!(
+        all[0].message.starts_with("invalid type: integer `5`"),
+        "{all:#?}"
+    );
+    assert_eq!(all[1].message, "must be an array, not an integer");
+}
+
+#[test]
+fn wrong_shapes_say_what_was_expected() {
+    let all = issues("[notifiers]\nname = \"ops\"\n");
+    assert_eq!(
+        find(&all, "notifiers").message,
+        "must be an array, not a table"
+    );
+    let all = issues("server = 5\n");
+    assert_eq!(
+        find(&all, "server").message,
+        "must be a table, not an integer"
+    );
+}
+
+#[test]
+fn required_keys_are_named_on_their_tables_line() {
+    let all = issues("\n[apps.api]\npriority = 5\n\n[[notifiers]]\nurl = \"http://h\"\n");
+    for (key, line) in [
+        ("apps.api.rule", 2),
+        ("apps.api.slots", 2),
+        ("apps.api.initial_stable", 2),
+        ("notifiers[0].name", 5),
+        ("notifiers[0].kind", 5),
+    ] {
+        let i = find(&all, key);
+        assert_eq!((i.line, i.message.as_str()), (Some(line), "is required"));
+    }
+    assert_eq!(all.len(), 5, "{all:#?}");
+}
+
+#[test]
+fn every_issue_of_a_bad_file_has_a_line() {
+    let src = r#"
+[server]
+listen = 1
+[metrics]
+source = "graphite"
+traefik_urls = ["x"]
+[apps.web]
+rule = ""
+slots = { a = [] }
+initial_stable = "b"
+entry_points = []
+[apps.web.hooks]
+rollback = "nope"
+timeout = "later"
+[[notifiers]]
+name = "n"
+kind = "slack"
+events = ["sent"]
+"#;
+    let all = issues(src);
+    assert!(all.len() >= 10, "{all:#?}");
+    for i in &all {
+        assert!(i.line.is_some(), "{i} has no line");
+    }
+}
+
+#[test]
+fn choices_suggest_the_closest_one() {
+    let src = format!("[metrics]\nsource = \"promethues\"\n{MINIMAL}");
+    assert_eq!(
+        find(&issues(&src), "metrics.source").message,
+        "\"promethues\" is not a source; did you mean \"prometheus\"?"
+    );
+}
+
+#[test]
+fn secret_files_are_read_the_same_way_for_every_key() {
+    let src = format!(
+        "[server]\nprovider_token_file = \"/s/missing\"\n{MINIMAL}\n[[notifiers]]\nname = \"n\"\nkind = \"generic\"\nurl_file = \"/s/url\"\nsecret_file = \"/s/empty\"\n"
+    );
+    let secrets = Files(
+        vec![
+            ("/s/url", "https://hooks.example.com/x\n"),
+            ("/s/empty", "\n"),
+        ],
+        None,
+    );
+    let all = Config::parse(&src, &secrets).unwrap_err();
+    assert!(find(&all, "server.provider_token_file")
+        .message
+        .starts_with("cannot read /s/missing"));
+    assert_eq!(
+        find(&all, "notifiers[0].secret_file").message,
+        "/s/empty is empty"
+    );
+    assert_eq!(all.len(), 2, "{all:#?}");
+
+    let ok = src.replace("provider_token_file = \"/s/missing\"\n", "");
+    let secrets = Files(
+        vec![
+            ("/s/url", "https://hooks.example.com/x\n"),
+            ("/s/empty", "k"),
+        ],
+        None,
+    );
+    let c = Config::parse(&ok, &secrets).unwrap();
+    assert_eq!(c.notifiers[0].url.expose(), "https://hooks.example.com/x");
+}
+
+#[test]
+fn a_secret_webhook_url_is_never_echoed() {
+    let src = format!(
+        "{MINIMAL}\n[[notifiers]]\nname = \"n\"\nkind = \"slack\"\nurl_file = \"/s/url\"\n"
+    );
+    let all = Config::parse(
+        &src,
+        &Files(vec![("/s/url", "hooks.slack.com/T0/SECRET")], None),
+    )
+    .unwrap_err();
+    assert_eq!(
+        find(&all, "notifiers[0].url").message,
+        "must be an http:// or https:// URL with a host"
+    );
+    assert!(!format!("{all:?}").contains("SECRET"));
+}
+
+#[test]
+fn configs_compare_with_eq() {
+    let a = sample_config();
+    assert_eq!(a, sample_config());
+    let mut b = sample_config();
+    b.apps.get_mut("api").unwrap().analysis.min_requests += 1;
+    assert_ne!(a, b);
+    let mut c = sample_config();
+    c.notifiers.clear();
+    c.server.protect_reads = !a.server.protect_reads;
+    assert_ne!(a, c);
+}
+
+/// The keys of a raw struct, as serde knows them (from `deny_unknown_fields`' list).
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields;
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+    impl std::error::Error for Found {}
+    impl serde::de::Error for Found {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Found(&[])
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for Fields {
+        type Error = Found;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(&[]))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    match T::deserialize(Fields) {
+        Ok(_) => &[],
+        Err(Found(fields)) => fields,
+    }
+}
+
+#[test]
+fn every_key_is_documented_in_docs_config_md() {
+    let docs = include_str!("../../docs/config.md");
+    let sections: [(&str, &[&str]); 10] = [
+        ("", fields_of::<raw::RawConfig>()),
+        ("", fields_of::<raw::RawServer>()),
+        ("", fields_of::<raw::RawMetrics>()),
+        ("queries.", fields_of::<raw::RawQueries>()),
+        ("", fields_of::<raw::RawNotifier>()),
+        ("", fields_of::<raw::RawApp>()),
+        ("", fields_of::<raw::RawStickyFull>()),
+        ("", fields_of::<raw::RawTls>()),
+        ("", fields_of::<raw::RawAnalysis>()),
+        ("", fields_of::<raw::RawHooks>()),
+    ];
+    for (prefix, fields) in sections {
+        assert!(!fields.is_empty());
+        for key in fields {
+            let documented = [
+                format!("| `{prefix}{key}` |"),
+                format!("| `{prefix}{key}."),
+                format!("## `[{key}]`"),
+                format!("## `[{key}.NAME]`"),
+                format!("## `[apps.NAME.{key}]`"),
+                format!("## `[[{key}]]`"),
+                format!("`{{ {key}"),
+                format!(", {key}"),
+            ];
+            assert!(
+                documented.iter().any(|d| docs.contains(d.as_str())),
+                "`{prefix}{key}` is not documented in docs/config.md"
+            );
+        }
+    }
 }

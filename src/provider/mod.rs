@@ -16,23 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{AppConfig, Config};
 use crate::rollout::AppState;
 
-/// How much higher than the main router the pin routers' priority is.
-pub const PIN_PRIORITY_OFFSET: u32 = 100;
-
-/// Every router and service name an app generates.
-pub fn generated_names(app: &AppConfig) -> Vec<String> {
-    let n = &app.name;
-    let mut names = vec![
-        n.clone(),
-        format!("{n}-stable"),
-        format!("{n}-canary"),
-        format!("{n}-canary-header"),
-    ];
-    if app.pin_cookie.is_some() {
-        names.push(format!("{n}-canary-cookie"));
-    }
-    names
-}
+pub use crate::config::PIN_PRIORITY_OFFSET;
 
 /// One app's part of the document: its routers and its services as JSON object members
 /// (`"name":{...}`, comma-separated), with what they were rendered from.
@@ -130,9 +114,9 @@ fn render_app(
     routers: &mut Map<String, Value>,
     services: &mut Map<String, Value>,
 ) {
-    let name = &app.name;
-    let stable = format!("{name}-stable");
-    let canary = format!("{name}-canary");
+    let names = app.names();
+    let stable = names.stable();
+    let canary = names.canary();
     let canary_slot = app.other_slot(&state.stable_slot);
 
     let mut weighted = json!({
@@ -152,21 +136,21 @@ fn render_app(
         }
         weighted["sticky"] = json!({ "cookie": cookie });
     }
-    services.insert(name.clone(), json!({ "weighted": weighted }));
+    services.insert(names.service().to_string(), json!({ "weighted": weighted }));
     services.insert(stable, load_balancer(app, &state.stable_slot));
     services.insert(canary.clone(), load_balancer(app, canary_slot));
 
     routers.insert(
-        name.clone(),
-        router(app, app.rule.clone(), name, app.priority),
+        names.router().to_string(),
+        router(app, app.rule.clone(), names.service(), app.priority),
     );
-    let pin_priority = app.priority + PIN_PRIORITY_OFFSET;
+    let pin_priority = app.pin_priority();
     let header_rule = format!(
         "({}) && Header(`{}`, `{}`)",
         app.rule, app.pin_header.name, app.pin_header.value
     );
     routers.insert(
-        format!("{name}-canary-header"),
+        names.header_router(),
         router(app, header_rule, &canary, pin_priority),
     );
     if let Some(cookie) = &app.pin_cookie {
@@ -176,7 +160,7 @@ fn render_app(
             regex_escape(cookie)
         );
         routers.insert(
-            format!("{name}-canary-cookie"),
+            names.cookie_router(),
             router(app, cookie_rule, &canary, pin_priority),
         );
     }

@@ -165,7 +165,7 @@ fn generated_names_are_exactly_what_is_rendered() {
         .cloned()
         .collect();
     rendered.extend(d["http"]["services"].as_object().unwrap().keys().cloned());
-    let names: BTreeSet<String> = generated_names(&config.apps["api"]).into_iter().collect();
+    let names: BTreeSet<String> = config.apps["api"].generated_names().into_iter().collect();
     assert_eq!(rendered, names);
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::Verdict;
 use crate::config::{AnalysisConfig, AppConfig};
+pub use crate::event::EventKind;
 
 /// Where an app is in its release lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,58 +187,6 @@ pub struct Event {
     pub weight: u8,
     pub reason: String,
     pub time_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Started,
-    Advanced,
-    Paused,
-    Resumed,
-    Promoting,
-    Promoted,
-    RolledBack,
-    WeightSet,
-    /// A failed analysis that did not yet roll back.
-    AnalysisFailed,
-    /// A hook (pre-rollout, post-rollout, rollback) could not be delivered.
-    HookFailed,
-    /// A notification could not be delivered after its retries. Recorded and counted, never
-    /// itself notified (a dead receiver would otherwise feed itself).
-    NotificationFailed,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Started => "started",
-            EventKind::Advanced => "advanced",
-            EventKind::Paused => "paused",
-            EventKind::Resumed => "resumed",
-            EventKind::Promoting => "promoting",
-            EventKind::Promoted => "promoted",
-            EventKind::RolledBack => "rolled_back",
-            EventKind::WeightSet => "weight_set",
-            EventKind::AnalysisFailed => "analysis_failed",
-            EventKind::HookFailed => "hook_failed",
-            EventKind::NotificationFailed => "notification_failed",
-        }
-    }
-
-    pub const ALL: [EventKind; 11] = [
-        EventKind::Started,
-        EventKind::Advanced,
-        EventKind::Paused,
-        EventKind::Resumed,
-        EventKind::Promoting,
-        EventKind::Promoted,
-        EventKind::RolledBack,
-        EventKind::WeightSet,
-        EventKind::AnalysisFailed,
-        EventKind::HookFailed,
-        EventKind::NotificationFailed,
-    ];
 }
 
 /// The outcome of an accepted input.

@@ -1,0 +1,280 @@
+//! `[apps.NAME]` and `[apps.NAME.hooks]`: the route, the two slots, the pins, the gates and
+//! hooks; and across apps, that no two generate the same Traefik name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use url::Url;
+
+use super::check::{is_name, is_token, Check};
+use super::key::KeyPath;
+use super::raw::{RawApp, RawHooks, RawPinHeader, RawSticky};
+use super::typed::{
+    AnalysisConfig, AppConfig, HooksConfig, PinHeader, StickyCookie, Tls, PIN_PRIORITY_OFFSET,
+};
+use crate::names::AppNames;
+
+/// Every app, their generated names distinct.
+pub(super) fn apps(
+    raw: BTreeMap<String, RawApp>,
+    at: &KeyPath,
+    cx: &mut Check,
+) -> Option<BTreeMap<String, AppConfig>> {
+    let distinct = names_distinct(&raw, at, cx);
+    let mut apps = Some(BTreeMap::new());
+    for (name, app) in raw {
+        match (
+            AppConfig::from_raw(&name, app, &at.key(&name), cx),
+            &mut apps,
+        ) {
+            (Some(app), Some(apps)) => {
+                apps.insert(name, app);
+            }
+            _ => apps = None,
+        }
+    }
+    distinct?;
+    apps
+}
+
+/// Every Traefik router and service name an app generates must be unique across apps.
+fn names_distinct(raw: &BTreeMap<String, RawApp>, at: &KeyPath, cx: &mut Check) -> Option<()> {
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    let mut distinct = Some(());
+    for (app, r) in raw {
+        for n in AppNames::of(app).all(r.pin_cookie.is_some()) {
+            match owner.insert(n.clone(), app) {
+                Some(other) if other != app => {
+                    distinct = cx.fail(
+                        &at.key(app),
+                        format!("generates the Traefik name {n:?}, which app {other:?} also generates; rename one of them"),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    distinct
+}
+
+impl AppConfig {
+    fn from_raw(name: &str, raw: RawApp, at: &KeyPath, cx: &mut Check) -> Option<Self> {
+        let name = cx.check(at, name.to_string(), |n| is_name(n), |n| {
+            format!("app name {n:?} must be 1-63 characters of a-z, A-Z, 0-9, '-' or '_', starting with a letter or digit")
+        });
+        let rule_key = at.key("rule");
+        let rule = cx.required(&rule_key, raw.rule).and_then(|r| {
+            cx.check(
+                &rule_key,
+                r,
+                |r| !r.trim().is_empty(),
+                |_| "must not be empty; e.g. \"Host(`api.example.com`)\"".into(),
+            )
+        });
+        let entry_points = entry_points(raw.entry_points, &at.key("entry_points"), cx);
+        let initial_stable = initial_stable(raw.initial_stable, raw.slots.as_ref(), at, cx);
+        let slots_key = at.key("slots");
+        let slots = cx
+            .required(&slots_key, raw.slots)
+            .and_then(|s| slots(s, &slots_key, cx));
+        let pin_header = pin_header(raw.pin_header, &at.key("pin_header"), cx);
+        let cookies = cookies(raw.pin_cookie, raw.sticky_cookie, at, cx);
+        let top = u32::MAX - PIN_PRIORITY_OFFSET;
+        let priority = cx.int(&at.key("priority"), raw.priority.into(), 0..=top.into());
+        let middlewares = cx.list(&at.key("middlewares"), raw.middlewares, |cx, k, m| {
+            cx.check(
+                k,
+                m,
+                |m| !m.trim().is_empty(),
+                |_| "must not be empty".into(),
+            )
+        });
+        let analysis = AnalysisConfig::from_raw(raw.analysis, &at.key("analysis"), cx);
+        let hooks = HooksConfig::from_raw(raw.hooks, &at.key("hooks"), cx);
+        let (pin_cookie, sticky_cookie) = cookies?;
+        Some(AppConfig {
+            name: name?,
+            rule: rule?,
+            entry_points: entry_points?,
+            slots: slots?,
+            initial_stable: initial_stable?,
+            pin_header: pin_header?,
+            pin_cookie,
+            sticky_cookie,
+            priority: priority?,
+            middlewares: middlewares?,
+            tls: raw.tls.map(|t| Tls {
+                cert_resolver: t.cert_resolver,
+            }),
+            analysis: analysis?,
+            hooks: hooks?,
+        })
+    }
+}
+
+fn entry_points(raw: Vec<String>, at: &KeyPath, cx: &mut Check) -> Option<Vec<String>> {
+    let some = cx.ensure(at, !raw.is_empty(), || {
+        "must name at least one entry point: a router without one attaches to every entry point, the metrics one included".into()
+    });
+    let names = cx.list(at, raw, |cx, k, ep| {
+        cx.check(
+            k,
+            ep,
+            |ep| is_name(ep),
+            |ep| format!("{ep:?} is not an entry point name"),
+        )
+    });
+    some?;
+    names
+}
+
+/// Exactly two slots, each a non-empty list of distinct server URLs.
+fn slots(
+    raw: BTreeMap<String, Vec<String>>,
+    at: &KeyPath,
+    cx: &mut Check,
+) -> Option<BTreeMap<String, Vec<Url>>> {
+    let two = cx.ensure(at, raw.len() == 2, || {
+        format!(
+            "needs exactly two slots (e.g. blue and green), found {}",
+            raw.len()
+        )
+    });
+    let mut slots = Some(BTreeMap::new());
+    for (slot, urls) in raw {
+        let key = at.key(&slot);
+        let named = cx.ensure(&key, is_name(&slot), || {
+            format!("slot name {slot:?} must be letters, digits, '-' or '_'")
+        });
+        let some = cx.ensure(&key, !urls.is_empty(), || {
+            "needs at least one server URL".into()
+        });
+        let mut seen = BTreeSet::new();
+        let servers = cx.list(&key, &urls, |cx, k, u| {
+            let once = cx.ensure(k, seen.insert(u), || format!("{u:?} is listed twice"));
+            let url = cx.url(k, u);
+            once.and(url)
+        });
+        match (named.and(some).and(servers), &mut slots) {
+            (Some(servers), Some(slots)) => {
+                slots.insert(slot, servers);
+            }
+            _ => slots = None,
+        }
+    }
+    two?;
+    slots
+}
+
+/// One of the slots. Without slots there is nothing to choose from, and `slots` has its issue.
+fn initial_stable(
+    raw: Option<String>,
+    slots: Option<&BTreeMap<String, Vec<String>>>,
+    at: &KeyPath,
+    cx: &mut Check,
+) -> Option<String> {
+    let key = at.key("initial_stable");
+    let stable = cx.required(&key, raw)?;
+    let choices: Vec<(&str, ())> = slots?.keys().map(|n| (n.as_str(), ())).collect();
+    cx.one_of(&key, &stable, "a slot", &choices)?;
+    Some(stable)
+}
+
+/// The header that pins a request to the canary: `X-Canary: true` unless set.
+fn pin_header(raw: Option<RawPinHeader>, at: &KeyPath, cx: &mut Check) -> Option<PinHeader> {
+    let Some(raw) = raw else {
+        return Some(PinHeader {
+            name: "X-Canary".into(),
+            value: "true".into(),
+        });
+    };
+    let name = cx.check(
+        &at.key("name"),
+        raw.name,
+        |n| is_token(n),
+        |n| format!("{n:?} is not a valid header name"),
+    );
+    let value = cx.check(
+        &at.key("value"),
+        raw.value,
+        |v| !v.is_empty() && !v.contains('`'),
+        |_| "must be non-empty and contain no backtick".into(),
+    );
+    Some(PinHeader {
+        name: name?,
+        value: value?,
+    })
+}
+
+/// The pin cookie and the sticky cookie, which must differ.
+fn cookies(
+    pin: Option<String>,
+    sticky: Option<RawSticky>,
+    at: &KeyPath,
+    cx: &mut Check,
+) -> Option<(Option<String>, Option<StickyCookie>)> {
+    let pin_key = at.key("pin_cookie");
+    let pin = cx.optional(pin, |cx, c| {
+        cx.check(
+            &pin_key,
+            c,
+            |c| is_token(c),
+            |c| format!("{c:?} is not a valid cookie name"),
+        )
+    });
+    let sticky_key = at.key("sticky_cookie");
+    let sticky = cx.optional(sticky, |cx, s| {
+        cx.check(
+            &sticky_key,
+            StickyCookie::from(s),
+            |s| is_token(&s.name),
+            |s| format!("{:?} is not a valid cookie name", s.name),
+        )
+    });
+    let (pin, sticky) = (pin?, sticky?);
+    if let (Some(p), Some(s)) = (&pin, &sticky) {
+        cx.ensure(&sticky_key, *p != s.name, || {
+            "must differ from pin_cookie".into()
+        })?;
+    }
+    Some((pin, sticky))
+}
+
+impl From<RawSticky> for StickyCookie {
+    fn from(raw: RawSticky) -> Self {
+        match raw {
+            RawSticky::Name(name) => StickyCookie {
+                name,
+                secure: false,
+                http_only: true,
+                path: None,
+            },
+            RawSticky::Full(f) => StickyCookie {
+                name: f.name,
+                secure: f.secure,
+                http_only: f.http_only,
+                path: f.path,
+            },
+        }
+    }
+}
+
+impl HooksConfig {
+    fn from_raw(raw: RawHooks, at: &KeyPath, cx: &mut Check) -> Option<Self> {
+        let mut url =
+            |key: &str, value: Option<String>| cx.optional(value, |cx, u| cx.url(&at.key(key), &u));
+        let confirm_rollout = url("confirm_rollout", raw.confirm_rollout);
+        let confirm_promotion = url("confirm_promotion", raw.confirm_promotion);
+        let pre_rollout = url("pre_rollout", raw.pre_rollout);
+        let post_rollout = url("post_rollout", raw.post_rollout);
+        let rollback = url("rollback", raw.rollback);
+        let timeout = cx.duration(&at.key("timeout"), &raw.timeout);
+        Some(HooksConfig {
+            confirm_rollout: confirm_rollout?,
+            confirm_promotion: confirm_promotion?,
+            pre_rollout: pre_rollout?,
+            post_rollout: post_rollout?,
+            rollback: rollback?,
+            timeout: timeout?,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! The configuration file, read in two phases: serde reads the TOML into the `raw` layer (which
+//! mirrors the file exactly and refuses unknown keys), then each section's validation turns it
+//! into the `typed` config. Every problem of a file is reported in one run, each with its key
+//! and line.
+//!
+//! - `raw`: the serde structs, one doc comment per key;
+//! - `de`: the one walk over the document, which knows every value's key path and span;
+//! - `check`: the validation context and the checks shared by the sections;
+//! - `server`, `metrics`, `notifiers`, `apps`, `analysis`: one section each;
+//! - `typed`: what the rest of the program reads.
+//!
+//! Adding a key is one field in `raw` (with its default) and one check in its section.
+
+mod analysis;
+mod apps;
+mod check;
+mod de;
+mod issue;
+mod key;
+mod metrics;
+mod notifiers;
+mod raw;
+mod secret;
+mod server;
+mod typed;
+
+use std::path::Path;
+
+use toml::de::DeTable;
+
+pub use issue::{ConfigError, ConfigIssue};
+pub use key::KeyPath;
+pub use secret::{NoSecrets, OsSecrets, Secret, SecretSource};
+pub use typed::{
+    AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
+    NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, StickyCookie, Tls,
+    DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
+};
+
+use check::Check;
+use raw::RawConfig;
+
+/// Environment variable that holds the admin API token when `server.admin_token_file` is unset.
+pub const ADMIN_TOKEN_ENV: &str = "CANARY_PILOT_ADMIN_TOKEN";
+/// Environment variable that holds the provider token when `server.provider_token_file` is unset.
+pub const PROVIDER_TOKEN_ENV: &str = "CANARY_PILOT_PROVIDER_TOKEN";
+
+impl Config {
+    /// Reads and validates a config file, with secrets from files and the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&src, &OsSecrets).map_err(|issues| ConfigError::Invalid {
+            path: path.to_owned(),
+            issues,
+        })
+    }
+
+    /// Parses and validates TOML text; returns every issue found.
+    pub fn parse(src: &str, secrets: &dyn SecretSource) -> Result<Config, Vec<ConfigIssue>> {
+        let doc = DeTable::parse(src).map_err(|e| {
+            vec![ConfigIssue {
+                key: String::new(),
+                line: e.span().map(|s| issue::line_of(src, s.start)),
+                message: format!("invalid TOML: {}", e.message().trim()),
+            }]
+        })?;
+        let parsed = de::deserialize::<RawConfig>(&doc);
+        let mut cx = Check::new(src, doc.get_ref(), &parsed.left_out, secrets);
+        for refusal in parsed.refusals {
+            cx.refused(refusal);
+        }
+        let config = parsed.value.and_then(|raw| Config::from_raw(raw, &mut cx));
+        let issues = cx.into_issues();
+        match config {
+            Some(config) if issues.is_empty() => Ok(config),
+            _ => {
+                debug_assert!(!issues.is_empty(), "a refused config names its issues");
+                Err(issues)
+            }
+        }
+    }
+
+    fn from_raw(raw: RawConfig, cx: &mut Check) -> Option<Config> {
+        let root = KeyPath::root();
+        let server = ServerConfig::from_raw(raw.server, &root.key("server"), cx);
+        let metrics = MetricsConfig::from_raw(raw.metrics, &root.key("metrics"), cx);
+        let apps = apps::apps(raw.apps, &root.key("apps"), cx);
+        let notifiers = notifiers::notifiers(raw.notifiers, &root.key("notifiers"), cx);
+        Some(Config {
+            server: server?,
+            metrics: metrics?,
+            apps: apps?,
+            notifiers: notifiers?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The example config shipped in `examples/`, parsed, for tests across the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub const EXAMPLE: &str = include_str!("../../examples/canary-pilot.toml");
+
+    pub use super::NoSecrets;
+
+    pub fn sample_config() -> Config {
+        Config::parse(EXAMPLE, &NoSecrets).expect("the example config is valid")
+    }
+}

@@ -1,0 +1,189 @@
+//! The validated configuration: what the rest of the program reads. Durations, URLs, weights
+//! and secrets are already typed; every value here passed its checks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::secret::Secret;
+use crate::names::AppNames;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub metrics: MetricsConfig,
+    pub apps: BTreeMap<String, AppConfig>,
+    pub notifiers: Vec<NotifierConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub state_file: PathBuf,
+    pub admin_token: Option<Secret>,
+    pub provider_token: Option<Secret>,
+    /// Reads of `/api/v1` need the admin token too.
+    pub protect_reads: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSourceKind {
+    Traefik,
+    Prometheus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub source: MetricsSourceKind,
+    pub traefik_urls: Vec<Url>,
+    pub prometheus_url: Option<Url>,
+    pub timeout: Duration,
+    pub queries: Queries,
+}
+
+pub const DEFAULT_REQUESTS: &str = r#"sum by (service) (increase(traefik_service_requests_total{service=~"{service}"}[{window}]))"#;
+pub const DEFAULT_ERRORS: &str = r#"sum by (service) (increase(traefik_service_requests_total{service=~"{service}",code=~"5.."}[{window}]))"#;
+pub const DEFAULT_LATENCY: &str = r#"sum by (service, le) (increase(traefik_service_request_duration_seconds_bucket{service=~"{service}"}[{window}]))"#;
+
+/// The three PromQL templates of the `prometheus` source: `{service}` becomes a regex
+/// alternation of every managed service, `{window}` the time since the previous collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queries {
+    /// Requests per service over the window.
+    pub requests: String,
+    /// 5xx answers per service over the window.
+    pub errors: String,
+    /// Duration histogram buckets per service and `le` over the window.
+    pub latency: String,
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Queries {
+            requests: DEFAULT_REQUESTS.into(),
+            errors: DEFAULT_ERRORS.into(),
+            latency: DEFAULT_LATENCY.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifierKind {
+    /// Slack incoming-webhook JSON (also Mattermost, Rocket.Chat, Discord's `/slack`).
+    Slack,
+    /// The event as JSON, signed with HMAC-SHA256 when a secret is set.
+    Generic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierConfig {
+    pub name: String,
+    pub kind: NotifierKind,
+    /// The URL may hold a secret (Slack's does): never logged.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    /// Event kinds sent; empty means all.
+    pub events: Vec<String>,
+    pub template: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+/// How much higher than the main router the pin routers' priority is.
+pub const PIN_PRIORITY_OFFSET: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppConfig {
+    pub name: String,
+    pub rule: String,
+    pub entry_points: Vec<String>,
+    /// Exactly two slots, by name.
+    pub slots: BTreeMap<String, Vec<Url>>,
+    pub initial_stable: String,
+    pub pin_header: PinHeader,
+    pub pin_cookie: Option<String>,
+    pub sticky_cookie: Option<StickyCookie>,
+    /// Priority of the main router; at most `u32::MAX - PIN_PRIORITY_OFFSET`.
+    pub priority: u32,
+    pub middlewares: Vec<String>,
+    pub tls: Option<Tls>,
+    pub analysis: AnalysisConfig,
+    pub hooks: HooksConfig,
+}
+
+impl AppConfig {
+    /// The slot that is not `slot` (every app has exactly two).
+    pub fn other_slot<'a>(&'a self, slot: &'a str) -> &'a str {
+        self.slots
+            .keys()
+            .find(|s| s.as_str() != slot)
+            .map(String::as_str)
+            .unwrap_or(slot)
+    }
+
+    /// The names of the Traefik objects generated for this app.
+    pub fn names(&self) -> AppNames<'_> {
+        AppNames::of(&self.name)
+    }
+
+    /// Every router and service name this app generates.
+    pub fn generated_names(&self) -> Vec<String> {
+        self.names().all(self.pin_cookie.is_some())
+    }
+
+    /// Priority of the pin routers, above the main one.
+    pub fn pin_priority(&self) -> u32 {
+        self.priority + PIN_PRIORITY_OFFSET
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinHeader {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyCookie {
+    pub name: String,
+    pub secure: bool,
+    pub http_only: bool,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert_resolver: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisConfig {
+    pub interval: Duration,
+    /// Canary weights to walk through, strictly ascending, each 1..=100.
+    pub steps: Vec<u8>,
+    pub min_requests: u64,
+    pub error_ratio_tolerance: f64,
+    pub max_error_ratio: f64,
+    pub latency_quantile: f64,
+    pub max_latency_ratio: f64,
+    pub max_latency: Option<Duration>,
+    /// Latency differences below this are never a regression, whatever the ratio.
+    pub latency_tolerance: Duration,
+    pub failure_limit: u32,
+    pub max_inconclusive: Duration,
+}
+
+/// Gates (asked every tick until they answer 2xx) and hooks (sent the event) of one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HooksConfig {
+    pub confirm_rollout: Option<Url>,
+    pub confirm_promotion: Option<Url>,
+    pub pre_rollout: Option<Url>,
+    pub post_rollout: Option<Url>,
+    pub rollback: Option<Url>,
+    pub timeout: Duration,
+}
