@@ -510,7 +510,7 @@ impl Controller {
     /// settings changed, the notifiers, and the limits shown in metrics.
     fn replace_live(&self, old: &Config, new: &Config) {
         let mut live = self.live.write().expect("poisoned");
-        if format!("{:?}", new.metrics) != format!("{:?}", old.metrics) {
+        if new.metrics != old.metrics {
             live.source = Some(analysis::configured_source(&new.metrics));
         }
         if self.hooks.is_some() {
@@ -859,9 +859,7 @@ fn reconcile(
                 });
             }
             Some(_) => match old.apps.get(&app.name) {
-                Some(o) if format!("{o:?}") == format!("{app:?}") => {
-                    report.unchanged.push(app.name.clone())
-                }
+                Some(o) if o == app => report.unchanged.push(app.name.clone()),
                 _ => report.changed.push(app.name.clone()),
             },
             None => {
@@ -888,10 +886,10 @@ fn changed_settings(old: &Config, new: &Config) -> Vec<String> {
     if old.server.protect_reads != new.server.protect_reads {
         changed.push("server.protect_reads".to_string());
     }
-    if format!("{:?}", old.metrics) != format!("{:?}", new.metrics) {
+    if old.metrics != new.metrics {
         changed.push("metrics".to_string());
     }
-    if format!("{:?}", old.notifiers) != format!("{:?}", new.notifiers) {
+    if old.notifiers != new.notifiers {
         changed.push("notifiers".to_string());
     }
     changed
