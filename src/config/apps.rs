@@ -66,8 +66,14 @@ impl AppConfig {
             cx.check(
                 &rule_key,
                 r,
-                |r| !r.trim().is_empty(),
-                |_| "must not be empty; e.g. \"Host(`api.example.com`)\"".into(),
+                |r| super::rule::problem(r).is_none(),
+                |r| match super::rule::problem(r) {
+                    Some(p) if r.trim().is_empty() => {
+                        format!("{p}; e.g. \"Host(`api.example.com`)\"")
+                    }
+                    Some(p) => format!("{r:?} {p}"),
+                    None => String::new(),
+                },
             )
         });
         let entry_points = entry_points(raw.entry_points, &at.key("entry_points"), cx);

@@ -20,6 +20,7 @@ mod key;
 mod metrics;
 mod notifiers;
 mod raw;
+pub mod rule;
 mod secret;
 mod server;
 mod typed;

@@ -40,6 +40,15 @@ impl ServerConfig {
             raw.provider_token_file,
             PROVIDER_TOKEN_ENV,
         );
+        if raw.protect_reads && matches!(admin_token, Some(None)) {
+            cx.fail::<()>(
+                &at.key("protect_reads"),
+                format!(
+                    "= true needs an admin token, or the API stays open to reads and changes: \
+                     set admin_token_file or {ADMIN_TOKEN_ENV}"
+                ),
+            );
+        }
         Some(ServerConfig {
             listen: listen?,
             state_file: state_file?,

@@ -647,3 +647,21 @@ fn every_key_is_documented_in_docs_config_md() {
         }
     }
 }
+
+#[test]
+fn protect_reads_without_an_admin_token_is_refused() {
+    let issues = issues("[server]\nprotect_reads = true\n");
+    let i = find(&issues, "server.protect_reads");
+    assert!(i.message.contains("needs an admin token"), "{i}");
+}
+
+#[test]
+fn a_rule_that_is_not_one_whole_expression_is_refused_with_its_line() {
+    let src = "[apps.a]\nrule = \"Host(`a.localhost`)) || (Host(`a.localhost`)\"\n\
+               slots = { x = [\"http://127.0.0.1:1\"], y = [\"http://127.0.0.1:2\"] }\n\
+               initial_stable = \"x\"\n";
+    let issues = issues(src);
+    let i = find(&issues, "apps.a.rule");
+    assert!(i.message.contains("after a complete expression"), "{i}");
+    assert_eq!(i.line, Some(2), "{i}");
+}
