@@ -4,6 +4,7 @@
 pub mod judge;
 pub mod prometheus;
 pub mod scrape;
+pub mod sequential;
 pub mod stats;
 pub mod window;
 
