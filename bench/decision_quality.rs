@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use canary_pilot::analysis::window::{Reset, Windows};
+use canary_pilot::analysis::window::{Reset, Stage, Windows};
 use canary_pilot::analysis::{Histogram, SideSample};
 use canary_pilot::config::{AnalysisConfig, AppConfig, Config, NoSecrets};
 use canary_pilot::rollout::{step, AppState, EventKind, Input, Phase};
@@ -542,7 +542,13 @@ fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
         harm.add(&c);
         windows.collected(now);
         let figures = Ok((Some(&s.sample), Some(&c.sample)));
-        let Some(judged) = windows.observe(APP, now, span, figures, cfg, period) else {
+        let stage = Stage {
+            version: "v2",
+            step: state.step_index,
+            last_step: state.step_index + 1 >= cfg.analysed_steps(),
+            promoting: state.phase == Phase::Promoting,
+        };
+        let Some(judged) = windows.observe(APP, now, span, figures, stage, cfg, period) else {
             continue;
         };
         let verdict = judged.analysis.verdict;

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::analysis::window::{Reset, Windows};
+use crate::analysis::window::{Evidence, Reset, Stage, Windows};
 use crate::analysis::{self, Analysis, MetricsSource, Verdict};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -227,8 +227,7 @@ impl Controller {
         let existed = loaded.is_some();
         let mut state = loaded.unwrap_or(StateFile {
             format: STATE_FORMAT,
-            apps: BTreeMap::new(),
-            events: Vec::new(),
+            ..StateFile::default()
         });
         let mut added = Vec::new();
         for app in config.apps.values() {
@@ -262,6 +261,7 @@ impl Controller {
             tracing::info!(store = %store.describe(), apps = state.apps.len(), "state loaded");
         }
         let published = publish(&config, &state, None);
+        let evidence = state.evidence.clone();
         let metrics = Arc::new(Metrics::new());
         metrics.set_limits(&config);
         for (name, s) in &published.apps {
@@ -291,7 +291,10 @@ impl Controller {
             state: tokio::sync::Mutex::new(state),
             published: RwLock::new(Arc::new(published)),
             persist_error: Mutex::new(None),
-            analysis: Mutex::new(AnalysisState::default()),
+            analysis: Mutex::new(AnalysisState {
+                windows: Windows::restored(evidence),
+                history: BTreeMap::new(),
+            }),
             gates_asked: Mutex::new(BTreeSet::new()),
             origin: Instant::now(),
         })
@@ -346,6 +349,16 @@ impl Controller {
     /// tick's verdicts for a thousand apps cost one state file write, not a thousand. If the
     /// write fails, none of them is applied.
     pub async fn apply(&self, inputs: Vec<(String, Input)>) -> Vec<Result<AppState, ControlError>> {
+        self.apply_with_evidence(inputs, None).await
+    }
+
+    /// [`Controller::apply`], writing the releases' `evidence` with the inputs' changes (or on
+    /// its own, when it changed and no input changes anything).
+    async fn apply_with_evidence(
+        &self,
+        inputs: Vec<(String, Input)>,
+        evidence: Option<BTreeMap<String, Evidence>>,
+    ) -> Vec<Result<AppState, ControlError>> {
         let mut guard = self.state.lock().await;
         // Read under the state lock: a reload swaps the config under it too.
         let config = self.config();
@@ -372,7 +385,10 @@ impl Controller {
                 }
             }
         }
-        if applied.is_empty() {
+        if let Some(evidence) = evidence {
+            candidate.evidence = evidence;
+        }
+        if applied.is_empty() && candidate.evidence == guard.evidence {
             return results;
         }
         if let Err(e) = self.commit(&mut guard, &config, candidate).await {
@@ -697,9 +713,15 @@ impl Controller {
                     Ok(c) => Ok((c.get(&stable), c.get(&canary))),
                     Err(e) => Err(e),
                 };
+                let stage = Stage {
+                    version: state.canary_version.as_deref().unwrap_or(""),
+                    step: state.step_index,
+                    last_step: state.step_index + 1 >= app.analysis.analysed_steps(),
+                    promoting: state.phase == Phase::Promoting,
+                };
                 let Some(judged) =
                     a.windows
-                        .observe(&app.name, mono, span, figures, &app.analysis, period)
+                        .observe(&app.name, mono, span, figures, stage, &app.analysis, period)
                 else {
                     continue;
                 };
@@ -728,16 +750,30 @@ impl Controller {
                     reason = %result.reason,
                     "analysis"
                 );
-                decisions.push((app.name.clone(), result));
+                // Gathering evidence with traffic flowing is no verdict for the state machine:
+                // only a window without data counts toward max_inconclusive.
+                let gathering = result.verdict == Verdict::Inconclusive && !judged.without_data;
+                decisions.push((app.name.clone(), result, gathering));
             }
         }
+        let evidence = {
+            let a = self.analysis.lock().expect("poisoned");
+            a.windows
+                .evidence()
+                .iter()
+                .filter(|(app, _)| config.apps.contains_key(*app))
+                .map(|(app, e)| (app.clone(), e.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
         let verdicts: Vec<(String, Verdict)> = decisions
             .iter()
-            .map(|(app, r)| (app.clone(), r.verdict))
+            .filter(|(_, _, gathering)| !gathering)
+            .map(|(app, r, _)| (app.clone(), r.verdict))
             .collect();
         let inputs: Vec<(String, Input)> = decisions
             .into_iter()
-            .map(|(app, r)| {
+            .filter(|(_, _, gathering)| !gathering)
+            .map(|(app, r, _)| {
                 (
                     app,
                     Input::Analysis {
@@ -747,7 +783,7 @@ impl Controller {
                 )
             })
             .collect();
-        let results = self.apply(inputs).await;
+        let results = self.apply_with_evidence(inputs, Some(evidence)).await;
         let mut a = self.analysis.lock().expect("poisoned");
         for ((app, verdict), result) in verdicts.into_iter().zip(results) {
             match result {

@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::analysis::{Analysis, SourceError};
-use crate::config::Config;
+use crate::config::{Config, Tolerance};
 use crate::rollout::{AppState, EventKind, Phase};
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -246,7 +246,16 @@ impl Metrics {
             let a = &app.analysis;
             let mut limits = vec![
                 ("max_error_ratio", a.max_error_ratio),
-                ("error_ratio_tolerance", a.error_ratio_tolerance),
+                match a.error_ratio_tolerance {
+                    Tolerance::Points(d) => ("error_ratio_tolerance", d),
+                    Tolerance::Relative(r) => ("error_ratio_tolerance_relative", r),
+                },
+                ("false_rollback_bound", a.false_rollback_bound),
+                ("promotion_confidence", a.promotion_confidence),
+                (
+                    "min_step_duration_seconds",
+                    a.min_step_duration.as_secs_f64(),
+                ),
                 ("max_latency_ratio", a.max_latency_ratio),
                 ("latency_quantile", a.latency_quantile),
                 ("min_requests", a.min_requests as f64),

@@ -18,7 +18,7 @@ use crate::rollout::{AppState, Phase};
 pub const STATE_FORMAT: u32 = 1;
 
 /// Everything canary-pilot persists.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateFile {
     pub format: u32,
@@ -27,6 +27,9 @@ pub struct StateFile {
     /// Every transition, oldest first (the last `controller::MAX_EVENTS`).
     #[serde(default)]
     pub events: Vec<crate::rollout::Event>,
+    /// The sequential evidence of each release under way, so that a restart continues it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence: BTreeMap<String, crate::analysis::window::Evidence>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +290,7 @@ mod tests {
         StateFile {
             format: STATE_FORMAT,
             apps,
-            events: Vec::new(),
+            ..StateFile::default()
         }
     }
 

@@ -204,6 +204,20 @@ pub fn judge(canary: &SideSample, stable: &SideSample, c: &AnalysisConfig) -> An
     }
 }
 
+/// Why the canary's latency quantile is above `max_latency`, when it is, with at least
+/// `min_requests` canary requests in `canary`.
+pub fn above_max_latency(canary: &SideSample, c: &AnalysisConfig) -> Option<String> {
+    let max = c.max_latency?.as_secs_f64();
+    if canary.requests < c.min_requests as f64 {
+        return None;
+    }
+    let qc = canary
+        .latency
+        .quantile(c.latency_quantile)
+        .filter(|q| q.is_finite())?;
+    (qc > max).then(|| format!("canary {} is above the {} limit", ms(qc), ms(max)))
+}
+
 fn check(
     name: &str,
     canary: Option<f64>,
@@ -228,15 +242,15 @@ fn error_check(
     c: &AnalysisConfig,
     data: Data,
 ) -> CheckResult {
-    let tol = c.error_ratio_tolerance;
     let limit = format!(
-        "canary <= stable + {}, ceiling {}",
-        pct(tol),
+        "canary <= {}, ceiling {}",
+        c.error_ratio_tolerance,
         pct(c.max_error_ratio)
     );
     let ratio =
         |s: &SideSample| (s.requests > 0.0 && valid_count(s.errors)).then(|| s.errors / s.requests);
     let (rc, rs) = (ratio(canary), ratio(stable));
+    let tol = c.error_ratio_tolerance.excess_over(rs.unwrap_or(0.0));
     let out = |v, reason| check("error_ratio", rc, rs, limit.clone(), v, reason);
     if canary.errors > canary.requests || stable.errors > stable.requests {
         return out(

@@ -114,9 +114,6 @@
 //! means of bounded random variables by betting", JRSS B 2024; Ramdas, Grünwald, Vovk, Shafer,
 //! "Game-theoretic statistics and safe anytime-valid inference", Statist. Sci. 2023.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Histogram, SideSample};
@@ -130,83 +127,19 @@ pub const DEFAULT_ALPHA: f64 = 0.01;
 /// Default confidence of the promotion bound: see [`Params::confidence`].
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
 
-/// Added to a relative tolerance: 1.5 × 0 % is 0 %, and no amount of clean traffic could show
-/// that a canary of a service without errors is within it.
-pub const RELATIVE_FLOOR: f64 = 0.001;
+pub use crate::config::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 
-/// How much worse than stable the canary may be.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tolerance {
-    /// In points of ratio: `0.01` is canary ≤ stable + 1 point.
-    Points(f64),
-    /// Relative to stable: `0.5` (written `"50%"`) is canary ≤ 1.5 × stable (+
-    /// [`RELATIVE_FLOOR`]).
-    Relative(f64),
-}
-
-impl Tolerance {
-    /// The boundary `canary ≤ ratio × stable + points`.
-    fn boundary(self) -> Boundary {
-        match self {
-            Tolerance::Points(d) => Boundary {
-                ratio: 1.0,
-                points: d,
-            },
-            Tolerance::Relative(r) => Boundary {
-                ratio: 1.0 + r,
-                points: RELATIVE_FLOOR,
-            },
-        }
-    }
-
-    fn valid(self) -> bool {
-        match self {
-            Tolerance::Points(d) => d.is_finite() && d > 0.0 && d < 1.0,
-            Tolerance::Relative(r) => r.is_finite() && r > 0.0 && r <= 1000.0,
-        }
-    }
-}
-
-impl fmt::Display for Tolerance {
-    /// `stable + 1.00 pt` or `1.5 x stable + 0.10 pt`: the right-hand side of the limit.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Tolerance::Points(d) => write!(f, "stable + {:.2} pt", d * 100.0),
-            Tolerance::Relative(r) => write!(
-                f,
-                "{} x stable + {:.2} pt",
-                trim(1.0 + r),
-                RELATIVE_FLOOR * 100.0
-            ),
-        }
-    }
-}
-
-/// A tolerance that is neither a ratio nor a percentage.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not a tolerance: give points as a ratio (0.01 = canary <= stable + 1 point) or a \
-     share of stable as a percentage (\"50%\" = canary <= 1.5 x stable)"
-)]
-pub struct ToleranceError(pub String);
-
-impl FromStr for Tolerance {
-    type Err = ToleranceError;
-
-    /// `"0.01"` → [`Tolerance::Points`]; `"50%"` → [`Tolerance::Relative`].
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ToleranceError(s.to_string());
-        let t = s.trim();
-        let tol = match t.strip_suffix('%') {
-            Some(pct) => Tolerance::Relative(pct.trim().parse::<f64>().map_err(|_| err())? / 100.0),
-            None => Tolerance::Points(t.parse::<f64>().map_err(|_| err())?),
-        };
-        if tol.valid() {
-            Ok(tol)
-        } else {
-            Err(err())
-        }
+/// The boundary `canary ≤ ratio × stable + points` of a tolerance.
+fn boundary(t: Tolerance) -> Boundary {
+    match t {
+        Tolerance::Points(d) => Boundary {
+            ratio: 1.0,
+            points: d,
+        },
+        Tolerance::Relative(r) => Boundary {
+            ratio: 1.0 + r,
+            points: RELATIVE_FLOOR,
+        },
     }
 }
 
@@ -659,6 +592,10 @@ struct LatencyTest {
     thresholds: Option<Thresholds>,
     /// Why the thresholds cannot be fixed yet.
     waiting: String,
+    /// The buckets cannot express the test (no bound far enough above stable's quantile):
+    /// the check reports it and promotion does not wait for it.
+    #[serde(default)]
+    unusable: bool,
     test: RateTest,
 }
 
@@ -697,6 +634,7 @@ impl LatencyTest {
             warmup_total: 0.0,
             thresholds: None,
             waiting: "no latency histogram from stable yet".into(),
+            unusable: false,
             test: RateTest::new(Boundary {
                 ratio: 1.0,
                 points: LATENCY_FLOOR * (1.0 - params.quantile),
@@ -778,6 +716,7 @@ impl LatencyTest {
         let q = self.params.quantile;
         let rank = q * self.warmup_total;
         let Some(hi) = self.warmup.iter().position(|(_, c)| *c >= rank) else {
+            self.unusable = true;
             self.waiting = format!(
                 "stable's p{} is above the largest finite bucket bound",
                 trim(q * 100.0)
@@ -807,6 +746,7 @@ impl LatencyTest {
             });
         let Some((ts, tc)) = best else {
             let ts = self.warmup[hi].0;
+            self.unusable = true;
             self.waiting = format!(
                 "no bucket bound at or above {} ({} x stable's p{} bound {}): add finer or larger buckets",
                 ms((ts * self.params.max_ratio).max(ts + self.params.margin)),
@@ -820,6 +760,7 @@ impl LatencyTest {
             stable: ts,
             canary: tc,
         });
+        self.unusable = false;
         self.warmup.clear();
         self.waiting.clear();
     }
@@ -929,7 +870,7 @@ impl ReleaseEvidence {
             ticks: 0,
             invalid_ticks: 0,
             canary_requests_at_step: 0.0,
-            errors: RateTest::new(params.errors.boundary()),
+            errors: RateTest::new(boundary(params.errors)),
             latency: params.latency.map(LatencyTest::new),
         })
     }
@@ -997,8 +938,13 @@ impl ReleaseEvidence {
         let tests = || std::iter::once(&self.errors).chain(self.latency.iter().map(|l| &l.test));
         if tests().any(|t| t.harm.is_some()) {
             Finding::Harm
-        } else if tests().all(|t| t.bound_log_e >= bound_ln)
-            && self.latency.as_ref().is_none_or(|l| l.thresholds.is_some())
+        } else if std::iter::once(&self.errors)
+            .chain(self.latency.iter().filter(|l| !l.unusable).map(|l| &l.test))
+            .all(|t| t.bound_log_e >= bound_ln)
+            && self
+                .latency
+                .as_ref()
+                .is_none_or(|l| l.thresholds.is_some() || l.unusable)
         {
             Finding::Bounded
         } else {
@@ -1052,17 +998,15 @@ impl ReleaseEvidence {
                     bound_e: 1.0,
                     bound_threshold: p.bound_threshold(),
                     thresholds: None,
-                    reason: l.waiting.clone(),
+                    reason: if l.unusable {
+                        format!("{}; promotion does not wait for this check", l.waiting)
+                    } else {
+                        l.waiting.clone()
+                    },
                 },
             });
         }
-        let finding = if checks.iter().any(|c| c.finding == CheckFinding::Harm) {
-            Finding::Harm
-        } else if checks.iter().all(|c| c.finding == CheckFinding::Bounded) {
-            Finding::Bounded
-        } else {
-            Finding::NoEvidenceOfHarm
-        };
+        let finding = self.finding();
         let deciding: Vec<&CheckEvidence> = match finding {
             Finding::Harm => checks
                 .iter()

@@ -13,11 +13,24 @@
 //! - A decisive verdict consumes the window, also when it changes nothing (a pass held at a
 //!   closed gate); an inconclusive one lets it keep growing; a verdict that could not be applied
 //!   keeps its evidence.
+//!
+//! Beside the windows, each release keeps its sequential evidence
+//! ([`ReleaseEvidence`](super::sequential::ReleaseEvidence)): every collection a window takes
+//! is also added to the evidence of the release (same canary version), which no step, verdict
+//! or restart resets. The verdict of a judged window comes from [`decide`]: critical from the
+//! judge of the window (an error ceiling beyond doubt, a canary overwhelmingly worse), a fired
+//! harm test rolls back, a step advances once its own exposure is met with no evidence of
+//! harm, and the last step promotes once the evidence bounds the regression.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::judge::{judge, Analysis, Verdict};
+use serde::{Deserialize, Serialize};
+
+use super::judge::{above_max_latency, judge, Analysis, CheckResult, Verdict};
+use super::sequential::{
+    Assessment, CheckFinding, Finding, LatencyParams, Params, ReleaseEvidence,
+};
 use super::{SideSample, SourceError};
 use crate::config::AnalysisConfig;
 
@@ -55,12 +68,51 @@ pub enum Reset {
 pub struct Judged {
     pub analysis: Analysis,
     pub window_seconds: f64,
+    /// Whether the verdict counts toward `max_inconclusive`: an inconclusive verdict without
+    /// data (the source down, no canary traffic) does; one that is still gathering evidence
+    /// with traffic flowing does not.
+    pub without_data: bool,
+}
+
+/// Where an analysed release stands, as the state machine has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage<'a> {
+    /// The release's canary version: its evidence is kept under it.
+    pub version: &'a str,
+    /// 0-based analysed step.
+    pub step: usize,
+    /// The last analysed step (below 100 %), after which the release promotes.
+    pub last_step: bool,
+    /// At 100 %, promoting: only a critical canary can stop it.
+    pub promoting: bool,
+}
+
+/// The evidence of one release, persisted with the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub version: String,
+    pub evidence: ReleaseEvidence,
+}
+
+/// The sequential test's parameters for an app's analysis settings.
+pub fn params(cfg: &AnalysisConfig) -> Params {
+    Params {
+        alpha: cfg.false_rollback_bound,
+        confidence: cfg.promotion_confidence,
+        errors: cfg.error_ratio_tolerance,
+        latency: Some(LatencyParams {
+            quantile: cfg.latency_quantile,
+            max_ratio: cfg.max_latency_ratio,
+            margin: cfg.latency_tolerance.as_secs_f64(),
+        }),
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Window {
     canary: SideSample,
     stable: SideSample,
+    /// Canary requests this window took (for a tick without traffic).
     started: Duration,
     last_judged: Duration,
     /// Collections that began before this are not added.
@@ -79,6 +131,10 @@ pub struct Windows {
     apps: BTreeMap<String, Window>,
     /// When each app's roles last swapped.
     swapped: BTreeMap<String, Duration>,
+    /// When each app's current step began.
+    step_started: BTreeMap<String, Duration>,
+    /// Each analysed release's evidence.
+    evidence: BTreeMap<String, Evidence>,
     last_collect: Option<Duration>,
 }
 
@@ -104,49 +160,91 @@ impl Windows {
         self.apps.remove(app);
     }
 
-    /// Adds what the collection over `span` saw for `app` and, when the app's interval has
-    /// passed, judges the window under `cfg`. A failed collection adds nothing and judges as
-    /// inconclusive, naming the failure.
+    /// Adds what the collection over `span` saw for `app` to its window and to its release's
+    /// evidence and, when the app's interval has passed, judges it under `cfg` (see
+    /// [`decide`]). A failed collection adds nothing and judges as inconclusive, naming the
+    /// failure.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         app: &str,
         now: Duration,
         span: Span,
         figures: Figures<'_>,
+        stage: Stage<'_>,
         cfg: &AnalysisConfig,
         period: Duration,
     ) -> Option<Judged> {
         if !self.apps.contains_key(app) {
             self.start(app, now, false);
         }
+        let release = evidence_for(&mut self.evidence, app, stage.version, cfg);
         let w = self.apps.get_mut(app).expect("just started");
-        if let (Ok((stable, canary)), true) = (&figures, w.takes(span.began)) {
-            if let Some(s) = stable {
-                w.stable.add(s);
-            }
-            if let Some(c) = canary {
-                w.canary.add(c);
+        let taken = w.takes(span.began);
+        if let (Ok((stable, canary)), true) = (&figures, taken) {
+            let none = SideSample::default();
+            let (stable, canary) = (stable.unwrap_or(&none), canary.unwrap_or(&none));
+            w.stable.add(stable);
+            w.canary.add(canary);
+            if let Some(release) = release {
+                release.evidence.observe(stage.step, canary, stable);
             }
         }
         if now.saturating_sub(w.last_judged) + period / 2 < cfg.interval {
             return None;
         }
         w.last_judged = now;
-        let analysis = match figures {
-            Ok(_) => judge(&w.canary, &w.stable, cfg),
-            Err(e) => Analysis::unavailable(e.to_string()),
-        };
+        let window_seconds = now.saturating_sub(w.started).as_secs_f64();
+        let (canary, stable) = (w.canary.clone(), w.stable.clone());
+        if let Err(e) = figures {
+            return Some(Judged {
+                analysis: Analysis::unavailable(e.to_string()),
+                window_seconds,
+                without_data: true,
+            });
+        }
+        let step_time = now.saturating_sub(*self.step_started.get(app).unwrap_or(&Duration::ZERO));
+        let assessment = self.evidence.get(app).map(|r| r.evidence.assess());
+        let judged = judge(&canary, &stable, cfg);
+        let analysis = decide(judged, &canary, assessment.as_ref(), stage, step_time, cfg);
         Some(Judged {
+            without_data: analysis.verdict == Verdict::Inconclusive && canary.requests <= 0.0,
             analysis,
-            window_seconds: now.saturating_sub(w.started).as_secs_f64(),
+            window_seconds,
         })
+    }
+
+    /// Every release's evidence, to persist with the state.
+    pub fn evidence(&self) -> &BTreeMap<String, Evidence> {
+        &self.evidence
+    }
+
+    /// Windows that continue the releases' evidence persisted with the state (after a
+    /// restart).
+    pub fn restored(evidence: BTreeMap<String, Evidence>) -> Self {
+        Windows {
+            evidence,
+            ..Windows::default()
+        }
+    }
+
+    /// The evidence of a release that ended.
+    pub fn end_release(&mut self, app: &str) {
+        self.evidence.remove(app);
     }
 
     /// After a persisted transition that resets the window.
     pub fn reset(&mut self, app: &str, now: Duration, why: Reset) {
-        if why == Reset::Promoted {
-            self.swapped.insert(app.to_string(), now);
+        match why {
+            Reset::Promoted => {
+                self.swapped.insert(app.to_string(), now);
+            }
+            Reset::NewRelease => {
+                self.evidence.remove(app);
+            }
+            Reset::Step => {}
         }
+        self.step_started.insert(app.to_string(), now);
         self.start(app, now, why == Reset::NewRelease);
     }
 
@@ -185,10 +283,140 @@ impl Windows {
     }
 }
 
+/// The evidence of `app`'s release of `version`: kept while the version stays, started
+/// afresh for a new one.
+fn evidence_for<'e>(
+    releases: &'e mut BTreeMap<String, Evidence>,
+    app: &str,
+    version: &str,
+    cfg: &AnalysisConfig,
+) -> Option<&'e mut Evidence> {
+    let current = releases.get(app).is_some_and(|e| e.version == version);
+    if !current {
+        match ReleaseEvidence::new(params(cfg), cfg.analysed_steps()) {
+            Ok(evidence) => {
+                releases.insert(
+                    app.to_string(),
+                    Evidence {
+                        version: version.to_string(),
+                        evidence,
+                    },
+                );
+            }
+            // The config's checks keep the parameters in range; should they not be, the
+            // release is judged by the window alone.
+            Err(_) => return None,
+        }
+    }
+    releases.get_mut(app)
+}
+
+/// The verdict of a judged window of a release at `stage`, from the judge of the window
+/// (`judged`) and the release's sequential evidence (`assessment`):
+/// - critical when the judge says so (an error ceiling beyond doubt, a canary overwhelmingly
+///   worse than stable): at once, as ever;
+/// - critical when a harm test fired: its false-rollback bound is `false_rollback_bound`,
+///   however often it is read, so one firing is enough;
+/// - at 100 % (promoting), a pass;
+/// - a fail when the judge fails an absolute limit (`max_latency`);
+/// - a pass at a step below the last once the step has its own exposure (`min_requests` canary
+///   requests and `min_step_duration` at its weight), and at the last step once the evidence
+///   also bounds the regression at `promotion_confidence`;
+/// - else inconclusive, saying what it waits for.
+pub fn decide(
+    judged: Analysis,
+    canary: &SideSample,
+    assessment: Option<&Assessment>,
+    stage: Stage<'_>,
+    step_time: Duration,
+    cfg: &AnalysisConfig,
+) -> Analysis {
+    let Some(a) = assessment else {
+        return judged;
+    };
+    let mut checks: Vec<CheckResult> = judged
+        .checks
+        .iter()
+        .filter(|c| c.check == "requests" || c.verdict == Verdict::Critical)
+        .cloned()
+        .collect();
+    checks.extend(a.checks.iter().map(|c| CheckResult {
+        check: c.check.clone(),
+        canary: c.canary.share(),
+        stable: c.stable.share(),
+        limit: c.limit.clone(),
+        verdict: match c.finding {
+            CheckFinding::Harm => Verdict::Critical,
+            CheckFinding::Bounded => Verdict::Pass,
+            CheckFinding::Undecided | CheckFinding::Waiting => Verdict::Inconclusive,
+        },
+        reason: c.reason.clone(),
+    }));
+    let absolute_fail = above_max_latency(canary, cfg);
+    let step_requests = a.canary_requests_at_step;
+    let exposed = step_requests >= cfg.min_requests as f64 && step_time >= cfg.min_step_duration;
+    let (verdict, reason) = if judged.verdict == Verdict::Critical {
+        (Verdict::Critical, judged.reason.clone())
+    } else if a.finding == Finding::Harm {
+        (Verdict::Critical, format!("harm: {}", a.reason))
+    } else if stage.promoting {
+        (Verdict::Pass, format!("at 100%: {}", a.reason))
+    } else if let Some(fail) = absolute_fail {
+        (Verdict::Fail, format!("latency: {fail}"))
+    } else if !exposed {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "step {} needs {} canary requests and {} at its weight: {:.0} and {} so far; no evidence of harm",
+                stage.step + 1,
+                cfg.min_requests,
+                humantime::format_duration(cfg.min_step_duration),
+                step_requests,
+                humantime::format_duration(Duration::from_secs(step_time.as_secs())),
+            ),
+        )
+    } else if !stage.last_step {
+        (
+            Verdict::Pass,
+            format!(
+                "no evidence of harm after {step_requests:.0} canary requests at this step ({})",
+                a.reason
+            ),
+        )
+    } else if a.finding == Finding::Bounded {
+        (
+            Verdict::Pass,
+            format!("the release's evidence bounds the regression: {}", a.reason),
+        )
+    } else {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "waiting for the evidence to bound the regression: {}",
+                a.reason
+            ),
+        )
+    };
+    Analysis {
+        verdict,
+        reason,
+        canary_requests: judged.canary_requests,
+        stable_requests: judged.stable_requests,
+        checks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests_support::sample_config;
+
+    const STAGE: Stage = Stage {
+        version: "v2",
+        step: 0,
+        last_step: false,
+        promoting: false,
+    };
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
@@ -218,6 +446,7 @@ mod tests {
             secs(now),
             span,
             Ok((Some(stable), Some(canary))),
+            STAGE,
             &cfg(),
             secs(10),
         )
@@ -313,7 +542,7 @@ mod tests {
         let span = w.next_span(secs(10), secs(10));
         let e = SourceError::Unreachable("connection refused".into());
         let j = w
-            .observe("api", secs(10), span, Err(&e), &cfg(), secs(10))
+            .observe("api", secs(10), span, Err(&e), STAGE, &cfg(), secs(10))
             .unwrap();
         assert_eq!(j.analysis.verdict, Verdict::Inconclusive);
         assert!(
@@ -334,6 +563,7 @@ mod tests {
             Duration::from_millis(9_600),
             span,
             Ok((Some(&s), Some(&s))),
+            STAGE,
             &cfg(),
             secs(10),
         );

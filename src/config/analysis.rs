@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use super::check::{Check, FloatRange};
 use super::key::KeyPath;
-use super::raw::RawAnalysis;
+use super::raw::{RawAnalysis, RawTolerance};
 use super::typed::AnalysisConfig;
+use super::{Tolerance, ToleranceError};
 
 /// The steps when neither `steps` nor `step_weight` is set.
 const DEFAULT_STEPS: [u8; 5] = [5, 10, 25, 50, 100];
@@ -23,10 +24,35 @@ impl AnalysisConfig {
         });
         let steps = steps(&raw, at, cx);
         let min_requests = cx.int(&at.key("min_requests"), raw.min_requests, 1..=i64::MAX);
-        let error_ratio_tolerance = cx.float(
+        let error_ratio_tolerance = tolerance(
+            &raw.error_ratio_tolerance,
             &at.key("error_ratio_tolerance"),
-            raw.error_ratio_tolerance,
-            FloatRange::closed(0.0, 1.0),
+            cx,
+        );
+        let min_step_duration_key = at.key("min_step_duration");
+        let min_step_duration = match &raw.min_step_duration {
+            None => interval,
+            Some(text) => cx.duration(&min_step_duration_key, text).and_then(|d| {
+                cx.check(
+                    &min_step_duration_key,
+                    d,
+                    |d| !d.is_zero(),
+                    |_| {
+                        "must be more than 0: each step needs some time at its weight, e.g. \"30s\""
+                            .into()
+                    },
+                )
+            }),
+        };
+        let false_rollback_bound = cx.float(
+            &at.key("false_rollback_bound"),
+            raw.false_rollback_bound,
+            FloatRange::between(0.0, 1.0),
+        );
+        let promotion_confidence = cx.float(
+            &at.key("promotion_confidence"),
+            raw.promotion_confidence,
+            FloatRange::between(0.0, 1.0),
         );
         let max_error_ratio = cx.float(
             &at.key("max_error_ratio"),
@@ -52,7 +78,11 @@ impl AnalysisConfig {
             interval: interval?,
             steps: steps?,
             min_requests: min_requests?,
+            min_step_duration: min_step_duration?,
             error_ratio_tolerance: error_ratio_tolerance?,
+            false_rollback_bound: false_rollback_bound?,
+            promotion_confidence: promotion_confidence?,
+            dry_run: raw.dry_run,
             max_error_ratio: max_error_ratio?,
             latency_quantile: latency_quantile?,
             max_latency_ratio: max_latency_ratio?,
@@ -61,6 +91,25 @@ impl AnalysisConfig {
             failure_limit: failure_limit?,
             max_inconclusive: max_inconclusive?,
         })
+    }
+}
+
+/// A tolerance in points (`0.01`) or relative to stable (`"50%"`).
+fn tolerance(raw: &RawTolerance, at: &KeyPath, cx: &mut Check) -> Option<Tolerance> {
+    let parsed = match raw {
+        RawTolerance::Points(p) => {
+            let t = Tolerance::Points(*p);
+            if t.valid() {
+                Ok(t)
+            } else {
+                Err(ToleranceError(p.to_string()))
+            }
+        }
+        RawTolerance::Text(text) => text.parse::<Tolerance>(),
+    };
+    match parsed {
+        Ok(t) => Some(t),
+        Err(e) => cx.fail(at, e.to_string()),
     }
 }
 

@@ -257,13 +257,6 @@ pub(super) struct FloatRange {
 }
 
 impl FloatRange {
-    /// `[lo, hi]`
-    pub const fn closed(lo: f64, hi: f64) -> Self {
-        FloatRange {
-            lo: Bound::Included(lo),
-            hi: Bound::Included(hi),
-        }
-    }
     /// `(lo, hi]`
     pub const fn above_up_to(lo: f64, hi: f64) -> Self {
         FloatRange {
@@ -334,7 +327,6 @@ mod tests {
             FloatRange::above_up_to(0.0, 1.0).to_string(),
             "greater than 0 and at most 1"
         );
-        assert_eq!(FloatRange::closed(0.0, 1.0).to_string(), "from 0 to 1");
         assert_eq!(
             FloatRange::between(0.0, 1.0).to_string(),
             "greater than 0 and less than 1"

@@ -23,6 +23,7 @@ mod raw;
 pub mod rule;
 mod secret;
 mod server;
+mod tolerance;
 mod typed;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ use toml::de::DeTable;
 pub use issue::{ConfigError, ConfigIssue};
 pub use key::KeyPath;
 pub use secret::{NoSecrets, OsSecrets, Secret, SecretSource};
+pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
     AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
     NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, StickyCookie, Tls,

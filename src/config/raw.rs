@@ -226,6 +226,38 @@ fn default_true() -> bool {
     true
 }
 
+/// `error_ratio_tolerance`: a number (points) or a string (`"50%"`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum RawTolerance {
+    Points(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawTolerance {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ToleranceVisitor;
+        impl<'de> Visitor<'de> for ToleranceVisitor {
+            type Value = RawTolerance;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ratio such as 0.01 or a percentage of stable such as \"50%\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawTolerance, E> {
+                Ok(RawTolerance::Points(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawTolerance, E> {
+                Ok(RawTolerance::Points(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTolerance, E> {
+                Ok(RawTolerance::Points(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTolerance, E> {
+                Ok(RawTolerance::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(ToleranceVisitor)
+    }
+}
+
 // By hand rather than `#[serde(untagged)]`, which would bury the table's errors under "data did
 // not match any variant".
 impl<'de> Deserialize<'de> for RawSticky {
@@ -268,10 +300,20 @@ pub(super) struct RawAnalysis {
     pub step_weight: Option<i64>,
     /// ...up to this weight.
     pub max_weight: Option<i64>,
-    /// Requests each side needs in a window before the comparison decides.
+    /// Canary requests each step needs before it may advance (its minimum exposure).
     pub min_requests: i64,
-    /// How much higher the canary's 5xx ratio may be than stable's.
-    pub error_ratio_tolerance: f64,
+    /// Time each step needs at its weight before it may advance.
+    pub min_step_duration: Option<String>,
+    /// How much higher the canary's 5xx ratio may be than stable's: points as a ratio (0.01),
+    /// or relative to stable as a percentage ("50%").
+    pub error_ratio_tolerance: RawTolerance,
+    /// Probability that a canary within every tolerance is ever rolled back by the release's
+    /// sequential harm tests.
+    pub false_rollback_bound: f64,
+    /// Confidence with which a release's evidence must bound the regression before promotion.
+    pub promotion_confidence: f64,
+    /// Analyse and record what would be done, without changing any weight.
+    pub dry_run: bool,
     /// Hard ceiling on the canary's 5xx ratio.
     pub max_error_ratio: f64,
     /// Which latency quantile is compared.
@@ -296,7 +338,11 @@ impl Default for RawAnalysis {
             step_weight: None,
             max_weight: None,
             min_requests: 100,
-            error_ratio_tolerance: 0.01,
+            min_step_duration: None,
+            error_ratio_tolerance: RawTolerance::Points(0.01),
+            false_rollback_bound: 0.01,
+            promotion_confidence: 0.95,
+            dry_run: false,
             max_error_ratio: 0.2,
             latency_quantile: 0.99,
             max_latency_ratio: 1.5,

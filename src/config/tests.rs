@@ -364,7 +364,8 @@ fn float_ranges_are_printed_as_a_person_writes_them() {
     );
     assert_eq!(
         message("error_ratio_tolerance"),
-        "= -0.1: must be from 0 to 1"
+        "\"-0.1\" is not a tolerance: give points as a ratio (0.01 = canary <= stable + 1 point) \
+         or a share of stable as a percentage (\"50%\" = canary <= 1.5 x stable)"
     );
     assert_eq!(
         message("latency_quantile"),

@@ -165,8 +165,17 @@ pub struct AnalysisConfig {
     pub interval: Duration,
     /// Canary weights to walk through, strictly ascending, each 1..=100.
     pub steps: Vec<u8>,
+    /// Canary requests a step needs before it may advance.
     pub min_requests: u64,
-    pub error_ratio_tolerance: f64,
+    /// Time a step needs at its weight before it may advance.
+    pub min_step_duration: Duration,
+    pub error_ratio_tolerance: super::Tolerance,
+    /// False-rollback bound of a release's sequential harm tests.
+    pub false_rollback_bound: f64,
+    /// Confidence of the bound a release needs before promotion.
+    pub promotion_confidence: f64,
+    /// Record what would be done without changing any weight.
+    pub dry_run: bool,
     pub max_error_ratio: f64,
     pub latency_quantile: f64,
     pub max_latency_ratio: f64,
@@ -175,6 +184,13 @@ pub struct AnalysisConfig {
     pub latency_tolerance: Duration,
     pub failure_limit: u32,
     pub max_inconclusive: Duration,
+}
+
+impl AnalysisConfig {
+    /// How many steps are analysed: the weights below 100 % (100 % is the promotion itself).
+    pub fn analysed_steps(&self) -> usize {
+        self.steps.iter().filter(|w| **w < 100).count().max(1)
+    }
 }
 
 /// Gates (asked every tick until they answer 2xx) and hooks (sent the event) of one app.

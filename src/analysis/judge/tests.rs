@@ -7,7 +7,7 @@ use crate::config::tests_support::sample_config;
 fn criteria() -> AnalysisConfig {
     let mut c = sample_config().apps["api"].analysis.clone();
     c.min_requests = 100;
-    c.error_ratio_tolerance = 0.01;
+    c.error_ratio_tolerance = crate::config::Tolerance::Points(0.01);
     c.max_error_ratio = 0.2;
     c.max_latency = Some(Duration::from_millis(500));
     c
