@@ -44,14 +44,13 @@ pub fn problem(rule: &str) -> Option<String> {
     if let Err(e) = p.expr() {
         return Some(e);
     }
-    match p.tokens.get(p.at) {
-        None => None,
-        Some(t) => Some(format!(
+    p.tokens.get(p.at).map(|t| {
+        format!(
             "has {} after a complete expression: write it as one expression, e.g. \
              \"Host(`a.example.com`) || Host(`b.example.com`)\"",
             shown(t)
-        )),
-    }
+        )
+    })
 }
 
 fn shown(t: &Token) -> String {

@@ -679,7 +679,11 @@ fn latency_thresholds_follow_stable_quantile_and_max_ratio() {
         "{}",
         a.checks[1].reason
     );
-    assert!(a.checks[1].reason.contains("promotion does not wait"), "{}", a.checks[1].reason);
+    assert!(
+        a.checks[1].reason.contains("promotion does not wait"),
+        "{}",
+        a.checks[1].reason
+    );
     assert_eq!(a.finding, Finding::Bounded);
 }
 
