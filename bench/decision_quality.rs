@@ -54,7 +54,8 @@ const Z99: f64 = 2.326_347_874_040_841;
 const BASE_MIN_SUCCESS: f64 = 99.0;
 const BASE_MAX_P99: f64 = 0.5;
 
-/// Canary-pilot's config: defaults from docs/config.md, except the interval and the steps.
+/// Canary-pilot's config: defaults from docs/config.md, except the interval and the steps;
+/// `sim_relative` differs by its tolerance, `sim_fast` by its interval.
 const CONFIG: &str = r#"
 [apps.sim]
 rule = "Host(`sim.example.com`)"
@@ -63,6 +64,25 @@ initial_stable = "blue"
 
 [apps.sim.analysis]
 interval = "10s"
+steps = [5, 10, 25, 50, 100]
+
+[apps.sim_relative]
+rule = "Host(`relative.example.com`)"
+slots = { blue = ["http://sim-blue:8080"], green = ["http://sim-green:8080"] }
+initial_stable = "blue"
+
+[apps.sim_relative.analysis]
+interval = "10s"
+steps = [5, 10, 25, 50, 100]
+error_ratio_tolerance = "50%"
+
+[apps.sim_fast]
+rule = "Host(`fast.example.com`)"
+slots = { blue = ["http://sim-blue:8080"], green = ["http://sim-green:8080"] }
+initial_stable = "blue"
+
+[apps.sim_fast.analysis]
+interval = "1s"
 steps = [5, 10, 25, 50, 100]
 "#;
 
@@ -431,6 +451,10 @@ impl Scenario {
 enum Decider {
     /// canary-pilot's judge and state machine, driven as the daemon drives them.
     Ours,
+    /// The same with `error_ratio_tolerance = "50%"` (relative to stable).
+    OursRelative,
+    /// The same with a tick (interval) of 1 s.
+    OursFast,
     /// Flagger's default analysis with Traefik.
     Baseline { interval: u32, threshold: u32 },
 }
@@ -439,6 +463,8 @@ impl Decider {
     fn label(self) -> String {
         match self {
             Decider::Ours => "canary-pilot 10 s".into(),
+            Decider::OursRelative => "canary-pilot 10 s, tolerance 50 %".into(),
+            Decider::OursFast => "canary-pilot 1 s".into(),
             Decider::Baseline {
                 interval,
                 threshold,
@@ -552,23 +578,25 @@ fn run_ours(m: &Model, rng: &mut Rng) -> Outcome {
             continue;
         };
         let verdict = judged.analysis.verdict;
-        let input = Input::Analysis {
-            verdict,
-            reason: judged.analysis.reason,
-        };
-        match step(m.app, &state, input, now_s as u64 * 1000) {
-            Ok(Some(t)) => {
-                state = t.state;
-                if t.reset_window {
-                    let why = match t.event.map(|e| e.kind) {
-                        Some(EventKind::Promoted) => Reset::Promoted,
-                        _ => Reset::Step,
-                    };
-                    windows.reset(APP, now, why);
+        if let Some((verdict, reason)) = judged.verdict() {
+            let input = Input::Analysis {
+                verdict,
+                reason: reason.to_string(),
+            };
+            match step(m.app, &state, input, now_s as u64 * 1000) {
+                Ok(Some(t)) => {
+                    state = t.state;
+                    if t.reset_window {
+                        let why = match t.event.map(|e| e.kind) {
+                            Some(EventKind::Promoted) => Reset::Promoted,
+                            _ => Reset::Step,
+                        };
+                        windows.reset(APP, now, why);
+                    }
                 }
+                Ok(None) => {}
+                Err(e) => panic!("verdict refused: {e}"),
             }
-            Ok(None) => {}
-            Err(e) => panic!("verdict refused: {e}"),
         }
         windows.settle(APP, now, verdict);
         match state.phase {
@@ -730,13 +758,18 @@ fn regression_label(sc: &Scenario) -> String {
 }
 
 fn run_row(
-    app: &AppConfig,
+    config: &Config,
     sc: Scenario,
     decider: Decider,
     seed: u64,
     rollouts: usize,
     threads: usize,
 ) -> Row {
+    let app = match decider {
+        Decider::OursRelative => &config.apps["sim_relative"],
+        Decider::OursFast => &config.apps["sim_fast"],
+        _ => &config.apps["sim"],
+    };
     let model = Model {
         app,
         sc,
@@ -754,7 +787,9 @@ fn run_row(
                     let index = c * chunk + j;
                     let mut rng = rollout_rng(seed, key, index);
                     *slot = Some(match decider {
-                        Decider::Ours => run_ours(model, &mut rng),
+                        Decider::Ours | Decider::OursRelative | Decider::OursFast => {
+                            run_ours(model, &mut rng)
+                        }
                         Decider::Baseline {
                             interval,
                             threshold,
@@ -822,8 +857,7 @@ fn main() {
         }
         panic!("the simulation's config does not parse")
     });
-    let app = config.apps.get("sim").expect("app sim");
-    let a = &app.analysis;
+    let a = &config.apps["sim"].analysis;
 
     let deciders = [
         Decider::Ours,
@@ -860,7 +894,15 @@ fn main() {
         errs(100.0, 0.01, 0.05),
         errs(100.0, 0.01, 1.0),
         lat(100.0, Latency::Times(1.5)),
+        lat(100.0, Latency::Times(2.0)),
         lat(100.0, Latency::Plus(0.3)),
+    ];
+    // Rows of canary-pilot alone with other settings: a relative tolerance, a 1 s tick.
+    let settings = [
+        (errs(1000.0, 0.01, 0.02), Decider::OursRelative),
+        (same(1000.0, 0.01), Decider::OursRelative),
+        (same(100.0, 0.01), Decider::OursFast),
+        (same(100.0, 0.05), Decider::OursFast),
     ];
     let mut traffic = Vec::new();
     for kind in 0..3 {
@@ -882,7 +924,12 @@ fn main() {
             return i;
         }
         let t = Instant::now();
-        rows.push(run_row(app, sc, d, args.seed, args.rollouts, args.threads));
+        // The 1 s tick's false-rollback row runs ten times as many rollouts.
+        let n = match d {
+            Decider::OursFast => args.rollouts * 10,
+            _ => args.rollouts,
+        };
+        rows.push(run_row(&config, sc, d, args.seed, n, args.threads));
         eprintln!(
             "{:>7.1} s  {} | {}",
             t.elapsed().as_secs_f64(),
@@ -906,6 +953,7 @@ fn main() {
         .flat_map(|sc| deciders.iter().map(|d| (*sc, *d)).collect::<Vec<_>>())
         .map(|(sc, d)| row_for(sc, d))
         .collect();
+    let settings_rows: Vec<usize> = settings.iter().map(|(sc, d)| row_for(*sc, *d)).collect();
 
     let n = args.rollouts;
     println!("# Decision quality (simulation)\n");
@@ -1016,6 +1064,38 @@ fn main() {
             secs(&tr, 0.5),
             secs(&tr, 0.95),
             mean(&failed)
+        );
+    }
+    println!("\n## Other settings\n");
+    println!(
+        "canary-pilot alone: `error_ratio_tolerance = \"50%\"` (canary <= 1.5 x stable + 0.1 \
+         point), and a 1 s interval (ten times as many rollouts), with a false-rollback bound of \
+         {} (`false_rollback_bound`).\n",
+        a.false_rollback_bound
+    );
+    println!("| canary | requests/s | decider | rollouts | rolled back | promoted | undecided | time to promote, median | p95 | time to rollback, median |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &i in &settings_rows {
+        let r = &rows[i];
+        let what = if r.sc.err_canary == r.sc.err_stable {
+            format!("identical, {}", err_label(r.sc.err_stable))
+        } else {
+            regression_label(&r.sc)
+        };
+        let (tp, tr) = (r.times(End::Promoted), r.times(End::RolledBack));
+        println!(
+            "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            what,
+            r.sc.rps,
+            r.decider.label(),
+            r.outcomes.len(),
+            r.share(End::RolledBack),
+            r.count(End::RolledBack),
+            r.share(End::Promoted),
+            r.undecided(),
+            secs(&tp, 0.5),
+            secs(&tp, 0.95),
+            secs(&tr, 0.5)
         );
     }
     let total: u64 = rows

@@ -725,6 +725,7 @@ impl Controller {
                 else {
                     continue;
                 };
+                let input = judged.verdict().map(|(v, _)| v);
                 let result = judged.analysis;
                 let record = AnalysisRecord {
                     time_ms: self.clock.now_ms(),
@@ -750,10 +751,7 @@ impl Controller {
                     reason = %result.reason,
                     "analysis"
                 );
-                // Gathering evidence with traffic flowing is no verdict for the state machine:
-                // only a window without data counts toward max_inconclusive.
-                let gathering = result.verdict == Verdict::Inconclusive && !judged.without_data;
-                decisions.push((app.name.clone(), result, gathering));
+                decisions.push((app.name.clone(), result, input.is_none()));
             }
         }
         let evidence = {

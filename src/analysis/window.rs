@@ -74,6 +74,16 @@ pub struct Judged {
     pub without_data: bool,
 }
 
+impl Judged {
+    /// The verdict for the release's state machine: none while the release is still gathering
+    /// evidence with traffic flowing (that is no verdict, and does not count toward
+    /// `max_inconclusive`); an inconclusive one only for a window without data.
+    pub fn verdict(&self) -> Option<(Verdict, &str)> {
+        let gathering = self.analysis.verdict == Verdict::Inconclusive && !self.without_data;
+        (!gathering).then_some((self.analysis.verdict, self.analysis.reason.as_str()))
+    }
+}
+
 /// Where an analysed release stands, as the state machine has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage<'a> {

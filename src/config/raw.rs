@@ -337,7 +337,7 @@ impl Default for RawAnalysis {
             steps: None,
             step_weight: None,
             max_weight: None,
-            min_requests: 100,
+            min_requests: 50,
             min_step_duration: None,
             error_ratio_tolerance: RawTolerance::Points(0.01),
             false_rollback_bound: 0.01,

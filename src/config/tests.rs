@@ -52,7 +52,7 @@ fn minimal_config_gets_documented_defaults() {
     assert_eq!(api.priority, 10);
     assert_eq!(api.analysis.interval, Duration::from_secs(10));
     assert_eq!(api.analysis.steps, vec![5, 10, 25, 50, 100]);
-    assert_eq!(api.analysis.min_requests, 100);
+    assert_eq!(api.analysis.min_requests, 50);
     assert_eq!(api.analysis.failure_limit, 3);
     assert_eq!(
         c.server.state_file,
