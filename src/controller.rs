@@ -49,6 +49,8 @@ pub struct Published {
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalysisRecord {
     pub time_ms: u64,
+    /// The release (canary version) analysed.
+    pub version: Option<String>,
     pub phase: Phase,
     /// Canary weight while the window was collected.
     pub weight: u8,
@@ -729,6 +731,7 @@ impl Controller {
                 let result = judged.analysis;
                 let record = AnalysisRecord {
                     time_ms: self.clock.now_ms(),
+                    version: state.canary_version.clone(),
                     phase: state.phase,
                     weight: state.canary_weight,
                     step: state.step_index + 1,

@@ -95,6 +95,9 @@ pub struct AppDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisView {
     pub time_ms: u64,
+    /// The release (canary version) the analysis is of.
+    #[serde(default)]
+    pub version: Option<String>,
     pub phase: Phase,
     /// Canary weight while the window was collected.
     pub weight: u8,
@@ -190,10 +193,13 @@ impl AppView {
             failure_limit: app.analysis.failure_limit,
             reason: state.reason.clone(),
             inconclusive_since: state.inconclusive_since_ms.map(rfc3339),
-            last_analysis: last.map(|r| AnalysisSummary {
-                time: rfc3339(r.time_ms),
-                verdict: r.analysis.verdict,
-                reason: r.analysis.reason.clone(),
+            // Only an analysis of this release: a new release never shows the last one's.
+            last_analysis: last.filter(|r| r.version == state.canary_version).map(|r| {
+                AnalysisSummary {
+                    time: rfc3339(r.time_ms),
+                    verdict: r.analysis.verdict,
+                    reason: r.analysis.reason.clone(),
+                }
             }),
             generation: state.generation,
             updated_at: rfc3339(state.updated_at_ms),
@@ -219,6 +225,7 @@ impl From<&AnalysisRecord> for AnalysisView {
     fn from(r: &AnalysisRecord) -> Self {
         AnalysisView {
             time_ms: r.time_ms,
+            version: r.version.clone(),
             phase: r.phase,
             weight: r.weight,
             step: r.step,
@@ -286,6 +293,7 @@ mod tests {
     fn views_serialize_as_the_records_they_show() {
         let record = AnalysisRecord {
             time_ms: 1_795_305_003_120,
+            version: Some("v2".into()),
             phase: Phase::Progressing,
             weight: 20,
             step: 1,

@@ -174,8 +174,6 @@ pub struct AnalysisConfig {
     pub false_rollback_bound: f64,
     /// Confidence of the bound a release needs before promotion.
     pub promotion_confidence: f64,
-    /// Record what would be done without changing any weight.
-    pub dry_run: bool,
     pub max_error_ratio: f64,
     pub latency_quantile: f64,
     pub max_latency_ratio: f64,

@@ -269,10 +269,16 @@ impl Ctx<'_> {
         if next.phase != self.s.phase {
             next.phase_since_ms = self.now_ms;
         }
+        // A promotion names the version it promoted, now the stable one; every other event
+        // names the release's canary version.
+        let version = match kind {
+            EventKind::Promoted => next.stable_version.clone(),
+            _ => next.canary_version.clone(),
+        };
         let event = Event {
             app: self.app.name.clone(),
             kind,
-            version: next.canary_version.clone(),
+            version,
             from: self.s.phase,
             to: next.phase,
             weight: next.canary_weight,

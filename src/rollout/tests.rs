@@ -147,7 +147,11 @@ fn passes_walk_every_step_then_promote_and_swap_roles() {
     );
     let ev = t.event.unwrap();
     assert_eq!(ev.kind, EventKind::Promoted);
-    assert_eq!(ev.version.as_deref(), None);
+    assert_eq!(
+        ev.version.as_deref(),
+        Some("v2"),
+        "the promoted event names the version it promoted"
+    );
 }
 
 #[test]
