@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::analysis::window::{Evidence, Reset, Stage, Windows};
 use crate::analysis::{self, Analysis, MetricsSource, Verdict};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{AppConfig, Config};
 use crate::metrics::Metrics;
 use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
 use crate::provider;
@@ -43,6 +43,19 @@ pub struct Published {
     fragments: BTreeMap<String, Arc<provider::Fragment>>,
     /// The event log, oldest first.
     pub events: Arc<Vec<Event>>,
+    /// Dry-run releases, beside the served states in `apps`.
+    pub dry_runs: BTreeMap<String, AppState>,
+}
+
+impl Published {
+    /// The state an app's analysis follows: its dry-run release while one is under way, else
+    /// its served state.
+    pub fn analysed(&self, app: &AppConfig) -> Option<&AppState> {
+        match self.dry_runs.get(&app.name) {
+            Some(dry) if app.analysis.dry_run && dry.phase.is_active() => Some(dry),
+            _ => self.apps.get(&app.name),
+        }
+    }
 }
 
 /// One analysis as `status` shows it.
@@ -369,16 +382,32 @@ impl Controller {
         let mut results = Vec::with_capacity(inputs.len());
         let mut applied = Vec::new();
         for (app, input) in inputs {
-            let (Some(app_cfg), Some(current)) = (config.apps.get(&app), candidate.apps.get(&app))
-            else {
+            let Some(app_cfg) = config.apps.get(&app) else {
                 results.push(Err(ControlError::UnknownApp(app)));
                 continue;
             };
-            match rollout::step(app_cfg, current, input, now) {
+            let dry_base = dry_run_target(app_cfg, &candidate, &input);
+            let dry = dry_base.is_some();
+            let current = dry_base.or_else(|| candidate.apps.get(&app).cloned());
+            let Some(current) = current else {
+                results.push(Err(ControlError::UnknownApp(app)));
+                continue;
+            };
+            match rollout::step(app_cfg, &current, input, now) {
                 Err(refusal) => results.push(Err(refusal.into())),
-                Ok(None) => results.push(Ok(current.clone())),
-                Ok(Some(transition)) => {
-                    candidate.apps.insert(app.clone(), transition.state.clone());
+                Ok(None) => results.push(Ok(current)),
+                Ok(Some(mut transition)) => {
+                    if dry {
+                        candidate
+                            .dry_runs
+                            .insert(app.clone(), transition.state.clone());
+                        if let Some(ev) = transition.event.as_mut() {
+                            ev.dry_run = true;
+                            ev.reason = format!("dry run, nothing served changed: {}", ev.reason);
+                        }
+                    } else {
+                        candidate.apps.insert(app.clone(), transition.state.clone());
+                    }
                     if let Some(ev) = &transition.event {
                         candidate.events.push(ev.clone());
                     }
@@ -451,14 +480,18 @@ impl Controller {
             let mut a = self.analysis.lock().expect("poisoned");
             a.windows.reset(app, now, why);
         }
-        self.metrics.observe_state(app, &transition.state);
         let s = &transition.state;
+        let dry_run = transition.event.as_ref().is_some_and(|e| e.dry_run);
+        if !dry_run {
+            self.metrics.observe_state(app, s);
+        }
         let Some(ev) = &transition.event else {
             tracing::debug!(app, generation = s.generation, "state changed");
             return;
         };
         self.announce(ev);
-        if let Some(app_cfg) = config.apps.get(app) {
+        // Hooks act on releases: a dry run's decisions are notified, never acted on.
+        if let Some(app_cfg) = config.apps.get(app).filter(|_| !dry_run) {
             let hooks_cfg = &app_cfg.hooks;
             let hook = match ev.kind {
                 EventKind::Started => hooks_cfg.pre_rollout.clone().map(|u| ("pre_rollout", u)),
@@ -571,7 +604,7 @@ impl Controller {
     /// gate in the same release.
     fn ask_gates(self: &Arc<Self>, published: &Published) {
         for app in published.config.apps.values() {
-            let Some(state) = published.apps.get(&app.name) else {
+            let Some(state) = published.analysed(app) else {
                 continue;
             };
             let (Some(gate), Phase::Progressing) = (state.awaiting_gate, state.phase) else {
@@ -703,7 +736,7 @@ impl Controller {
             let mut a = self.analysis.lock().expect("poisoned");
             a.windows.collected(mono);
             for app in config.apps.values() {
-                let Some(state) = published.apps.get(&app.name) else {
+                let Some(state) = published.analysed(app) else {
                     continue;
                 };
                 if !state.phase.is_analysed() {
@@ -830,6 +863,20 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Event>>) -> Option<Event> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Where an input to a dry-run app goes: its dry-run release (the state it is applied to) while
+/// one is under way, or a new one for `start`, based on the served state; `None` for the served
+/// state itself (any input to an app that is not a dry run; a weight set by hand).
+fn dry_run_target(app: &AppConfig, state: &StateFile, input: &Input) -> Option<AppState> {
+    if !app.analysis.dry_run || matches!(input, Input::SetWeight { .. }) {
+        return None;
+    }
+    match state.dry_runs.get(&app.name) {
+        Some(dry) if dry.phase.is_active() => Some(dry.clone()),
+        _ if matches!(input, Input::Start { .. }) => state.apps.get(&app.name).cloned(),
+        _ => None,
     }
 }
 
@@ -982,6 +1029,7 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
         fragments,
         apps,
         events: Arc::new(state.events.clone()),
+        dry_runs: state.dry_runs.clone(),
     }
 }
 

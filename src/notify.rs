@@ -54,7 +54,12 @@ pub fn slack_payload(ev: &Event, template: Option<&str>) -> Value {
         "attachments": [{
             "color": colour,
             "fallback": text,
-            "title": format!("{}: {}", ev.app, ev.kind.as_str().replace('_', " ")),
+            "title": format!(
+                "{}: {}{}",
+                ev.app,
+                ev.kind.as_str().replace('_', " "),
+                if ev.dry_run { " (dry run)" } else { "" }
+            ),
             "text": ev.reason,
             "fields": [
                 { "title": "Version", "value": ev.version.as_deref().unwrap_or("-"), "short": true },

@@ -30,6 +30,10 @@ pub struct StateFile {
     /// The sequential evidence of each release under way, so that a restart continues it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evidence: BTreeMap<String, crate::analysis::window::Evidence>,
+    /// Dry-run releases, beside the served state of their apps (`apps`), which they never
+    /// change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dry_runs: BTreeMap<String, AppState>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -448,3 +448,62 @@ async fn a_healthy_canary_at_modest_traffic_walks_every_step_and_a_restart_keeps
     );
     traffic.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_release_changes_no_weight_and_records_what_it_would_have_done() {
+    // The canary fails every request; the team's own process serves it 30 % by hand.
+    let stack = Arc::new(
+        Stack::start(Options {
+            analysis: "interval = \"1s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nfailure_limit = 2\nlatency_tolerance = \"100ms\"\ndry_run = true\n",
+            error_rates: (0.0, 1.0),
+            ..Options::default()
+        })
+        .await,
+    );
+    stack.set_weight(30).await;
+    stack.wait_applied(30).await;
+    let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(120));
+    let (code, started) = stack.action("start", json!({"version": "v2"})).await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(started["phase"], "idle", "the served state: {started}");
+    assert_eq!(started["dry_run"]["phase"], "progressing", "{started}");
+    let v = common::eventually("the dry run's rollback", LIMIT, || async {
+        let v = stack.app().await;
+        (v["dry_run"]["phase"] == "rolled_back").then_some(v)
+    })
+    .await;
+    assert_eq!(v["phase"], "idle", "{v}");
+    assert_eq!(v["weights"]["canary"], 30, "{v}");
+    assert_eq!(v["dry_run"]["weight"], 0, "{v}");
+    assert_eq!(v["dry_run"]["last_analysis"]["verdict"], "critical", "{v}");
+    // Traefik still serves what the team set: the canary keeps its traffic.
+    assert_eq!(stack.applied_canary_weight().await, Some(30));
+    let before = by_version(&traffic.snapshot(), "v2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        by_version(&traffic.snapshot(), "v2") > before,
+        "the canary lost its traffic"
+    );
+    let events = stack.get_json("/api/v1/events?app=api").await;
+    let events = events["events"].as_array().unwrap();
+    let decided: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] != "weight_set")
+        .collect();
+    let kinds: Vec<&str> = decided
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["started", "rolled_back"], "{events:?}");
+    for e in decided {
+        assert_eq!(e["dry_run"], true, "{e}");
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("dry run, nothing served changed: "),
+            "{e}"
+        );
+    }
+    traffic.stop().await;
+}

@@ -27,7 +27,8 @@ pub async fn list_apps(Reader(controller): Reader) -> Json<AppList> {
         .filter_map(|app| {
             let last = controller.analyses(&app.name).into_iter().next();
             let state = published.apps.get(&app.name)?;
-            Some(AppView::new(app, state, last.as_ref()))
+            let dry = published.dry_runs.get(&app.name);
+            Some(AppView::new(app, state, dry, last.as_ref()))
         })
         .collect();
     Json(AppList { apps })
@@ -135,17 +136,21 @@ async fn act(c: &Controller, app: &str, action: Action) -> Result<Json<AppDetail
     detail(c, app, &state).map(Json)
 }
 
-/// An app's detail view after `state`, from the config in force now.
+/// An app's detail view after `state`, from the config in force now; a dry-run release beside
+/// the served state is shown as such, whichever of the two `state` is.
 fn detail(c: &Controller, app: &str, state: &AppState) -> Result<AppDetail, ApiError> {
     let config = c.config();
+    let published = c.published();
+    let served = published.apps.get(app).unwrap_or(state);
+    let dry = published.dry_runs.get(app);
     let app_config = config
         .apps
         .get(app)
         .ok_or_else(|| ApiError::UnknownApp(app.to_string()))?;
     let analyses = c.analyses(app);
-    let events = newest(&c.published().events, DETAIL_EVENTS, |e| e.app == app);
+    let events = newest(&published.events, DETAIL_EVENTS, |e| e.app == app);
     Ok(AppDetail {
-        app: AppView::new(app_config, state, analyses.first()),
+        app: AppView::new(app_config, served, dry, analyses.first()),
         analyses: analyses.iter().map(AnalysisView::from).collect(),
         events,
     })

@@ -47,8 +47,24 @@ pub struct AppView {
     pub inconclusive_since: Option<String>,
     /// The newest analysis, if any.
     pub last_analysis: Option<AnalysisSummary>,
+    /// With `analysis.dry_run`: the release analysed beside the served state, and where it
+    /// would stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRunView>,
     pub generation: u64,
     pub updated_at: String,
+}
+
+/// A dry-run release: what canary-pilot would have done, none of which was served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunView {
+    pub phase: Phase,
+    pub version: Option<String>,
+    /// The canary weight the release would be serving now.
+    pub weight: u8,
+    pub step: StepView,
+    pub reason: Option<String>,
+    pub last_analysis: Option<AnalysisSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +159,9 @@ pub struct EventView {
     /// Canary weight after the transition.
     pub weight: u8,
     pub reason: String,
+    /// A dry-run release's decision: nothing served changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub time_ms: u64,
     pub time: String,
 }
@@ -168,7 +187,14 @@ pub struct ReloadView {
 }
 
 impl AppView {
-    pub fn new(app: &AppConfig, state: &AppState, last: Option<&AnalysisRecord>) -> Self {
+    /// `state` is the served one, `dry_run` a dry-run release beside it (kept after it ends,
+    /// so that its outcome stays visible).
+    pub fn new(
+        app: &AppConfig,
+        state: &AppState,
+        dry_run: Option<&AppState>,
+        last: Option<&AnalysisRecord>,
+    ) -> Self {
         let slot = |name: &str, version: &Option<String>| SlotView {
             slot: name.to_string(),
             servers: app
@@ -194,16 +220,30 @@ impl AppView {
             reason: state.reason.clone(),
             inconclusive_since: state.inconclusive_since_ms.map(rfc3339),
             // Only an analysis of this release: a new release never shows the last one's.
-            last_analysis: last.filter(|r| r.version == state.canary_version).map(|r| {
-                AnalysisSummary {
-                    time: rfc3339(r.time_ms),
-                    verdict: r.analysis.verdict,
-                    reason: r.analysis.reason.clone(),
-                }
+            last_analysis: AnalysisSummary::of_release(last, state),
+            dry_run: dry_run.map(|dry| DryRunView {
+                phase: dry.phase,
+                version: dry.canary_version.clone(),
+                weight: dry.canary_weight,
+                step: StepView::new(app, dry),
+                reason: dry.reason.clone(),
+                last_analysis: AnalysisSummary::of_release(last, dry),
             }),
             generation: state.generation,
             updated_at: rfc3339(state.updated_at_ms),
         }
+    }
+}
+
+impl AnalysisSummary {
+    /// `last` if it analysed `state`'s release: a new release never shows the last one's.
+    fn of_release(last: Option<&AnalysisRecord>, state: &AppState) -> Option<Self> {
+        let r = last.filter(|r| r.version == state.canary_version)?;
+        Some(AnalysisSummary {
+            time: rfc3339(r.time_ms),
+            verdict: r.analysis.verdict,
+            reason: r.analysis.reason.clone(),
+        })
     }
 }
 
@@ -263,6 +303,7 @@ impl From<&Event> for EventView {
             to: e.to,
             weight: e.weight,
             reason: e.reason.clone(),
+            dry_run: e.dry_run,
             time_ms: e.time_ms,
             time: rfc3339(e.time_ms),
         }
@@ -320,6 +361,7 @@ mod tests {
         assert_eq!(back, AnalysisView::from(&record));
 
         let event = Event {
+            dry_run: false,
             app: "api".into(),
             kind: EventKind::Started,
             version: Some("v2".into()),

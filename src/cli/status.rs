@@ -180,8 +180,25 @@ pub fn status_line(app: &AppView) -> String {
         None => String::new(),
     };
     let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let dry_run = match &app.dry_run {
+        Some(d) => format!(
+            "  dry run {} {}: would be {} at {}%{}",
+            version(&d.version),
+            d.phase.as_str(),
+            match d.step.current {
+                0 => "done".to_string(),
+                n => format!("step {}/{}", n, d.step.total),
+            },
+            d.weight,
+            d.last_analysis
+                .as_ref()
+                .map(|a| format!(", last: {}", a.verdict.as_str()))
+                .unwrap_or_default(),
+        ),
+        None => String::new(),
+    };
     format!(
-        "{:<16} {:<12} [{bar}] canary {:>3}%  {step:<9} stable={} ({})  canary={} ({}){verdict}",
+        "{:<16} {:<12} [{bar}] canary {:>3}%  {step:<9} stable={} ({})  canary={} ({}){verdict}{dry_run}",
         app.name,
         app.phase.as_str(),
         canary,

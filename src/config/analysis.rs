@@ -82,6 +82,7 @@ impl AnalysisConfig {
             error_ratio_tolerance: error_ratio_tolerance?,
             false_rollback_bound: false_rollback_bound?,
             promotion_confidence: promotion_confidence?,
+            dry_run: raw.dry_run,
             max_error_ratio: max_error_ratio?,
             latency_quantile: latency_quantile?,
             max_latency_ratio: max_latency_ratio?,

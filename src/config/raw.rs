@@ -312,6 +312,8 @@ pub(super) struct RawAnalysis {
     pub false_rollback_bound: f64,
     /// Confidence with which a release's evidence must bound the regression before promotion.
     pub promotion_confidence: f64,
+    /// Analyse releases and record what would be done, without changing any weight.
+    pub dry_run: bool,
     /// Hard ceiling on the canary's 5xx ratio.
     pub max_error_ratio: f64,
     /// Which latency quantile is compared.
@@ -340,6 +342,7 @@ impl Default for RawAnalysis {
             error_ratio_tolerance: RawTolerance::Points(0.01),
             false_rollback_bound: 0.01,
             promotion_confidence: 0.95,
+            dry_run: false,
             max_error_ratio: 0.2,
             latency_quantile: 0.99,
             max_latency_ratio: 1.5,

@@ -174,6 +174,8 @@ pub struct AnalysisConfig {
     pub false_rollback_bound: f64,
     /// Confidence of the bound a release needs before promotion.
     pub promotion_confidence: f64,
+    /// Releases are analysed beside the served state, which they never change.
+    pub dry_run: bool,
     pub max_error_ratio: f64,
     pub latency_quantile: f64,
     pub max_latency_ratio: f64,

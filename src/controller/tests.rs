@@ -664,3 +664,70 @@ async fn readiness_comes_back_by_itself_once_the_state_can_be_written_again() {
     assert!(c.persist_error().is_none());
     assert_eq!(store.snapshot().unwrap().apps["api"].canary_weight, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_release_records_every_decision_and_changes_no_weight() {
+    let source = FakeSource::new(vec![traffic(side(3000.0, 30.0), side(27000.0, 270.0))]);
+    let mut config = sample_config();
+    let app = config.apps.get_mut("api").unwrap();
+    app.analysis.steps = vec![10, 50];
+    app.analysis.min_requests = 100;
+    app.analysis.dry_run = true;
+    let store = Arc::new(MemStore::default());
+    let c = Arc::new(
+        Controller::load(
+            Arc::new(config),
+            Dependencies {
+                source: Some(source),
+                ..Dependencies::new(store.clone())
+            },
+        )
+        .unwrap(),
+    );
+    // The team's own process serves 20 % to the canary by hand.
+    c.set_weight("api", 20).await.unwrap();
+    let served_document = c.published().document.clone();
+    start_v2(&c, "api").await;
+    run_ticks(&c, 4).await;
+
+    let published = c.published();
+    let served = &published.apps["api"];
+    assert_eq!(
+        (
+            served.phase,
+            served.canary_weight,
+            served.stable_slot.as_str()
+        ),
+        (Phase::Idle, 20, "blue"),
+        "the served state is the one set by hand"
+    );
+    assert_eq!(published.document, served_document, "Traefik saw no change");
+    let dry = &published.dry_runs["api"];
+    assert_eq!(dry.phase, Phase::Succeeded, "{dry:?}");
+    assert_eq!(dry.stable_version.as_deref(), Some("v2"));
+
+    let saved = store.snapshot().unwrap();
+    assert_eq!(
+        saved.dry_runs["api"], *dry,
+        "the dry run survives a restart"
+    );
+    let (by_hand, decided) = saved.events.split_at(1);
+    assert!(!by_hand[0].dry_run);
+    let kinds: Vec<EventKind> = decided.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Started,
+            EventKind::Advanced,
+            EventKind::Promoting,
+            EventKind::Promoted
+        ]
+    );
+    for e in decided {
+        assert!(e.dry_run, "{e:?}");
+        assert!(
+            e.reason.starts_with("dry run, nothing served changed: "),
+            "{e:?}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use crate::rollout::Phase;
 
 fn event(kind: EventKind) -> Event {
     Event {
+        dry_run: false,
         app: "api".into(),
         kind,
         version: Some("v2".into()),
@@ -36,6 +37,23 @@ fn slack_payload_has_text_and_a_coloured_attachment() {
         slack_payload(&event(EventKind::Paused), None)["attachments"][0]["color"],
         "#daa038"
     );
+}
+
+#[test]
+fn a_dry_run_decision_is_marked_in_every_payload() {
+    let ev = Event {
+        dry_run: true,
+        ..event(EventKind::RolledBack)
+    };
+    let slack = slack_payload(&ev, None);
+    assert_eq!(
+        slack["attachments"][0]["title"],
+        "api: rolled back (dry run)"
+    );
+    assert_eq!(generic_payload(&ev, None)["dry_run"], true);
+    assert!(generic_payload(&event(EventKind::RolledBack), None)
+        .get("dry_run")
+        .is_none());
 }
 
 #[test]

@@ -187,6 +187,9 @@ pub struct Event {
     pub weight: u8,
     pub reason: String,
     pub time_ms: u64,
+    /// What a dry-run release would have done; nothing served changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// The outcome of an accepted input.
@@ -284,6 +287,7 @@ impl Ctx<'_> {
             weight: next.canary_weight,
             reason,
             time_ms: self.now_ms,
+            dry_run: false,
         };
         Ok(Some(Transition {
             state: next,
