@@ -1,0 +1,183 @@
+//! The README's quick start, run as the README writes it: its shell block (read from README.md,
+//! so the two cannot drift) starts the demo backends, canary-pilot with
+//! `examples/canary-pilot.toml` and a real Traefik with `traefik/traefik-local.yml`, and every
+//! command of the console block that follows must print what the README shows — which is that
+//! Traefik routes the app to its stable slot and the pin header to the idle one.
+//!
+//! The quick start uses its fixed, documented ports (8080-8082, 8091, 8092, 9000); the test
+//! fails at once, naming the port, if one is taken.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The README's section `## Running it`, up to the next section.
+fn quick_start() -> String {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Running it\n")
+        .expect("README.md has a section `## Running it`");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// The fenced blocks of `lang` in `text`, in order.
+fn blocks(text: &str, lang: &str) -> Vec<Vec<String>> {
+    let fence = format!("```{lang}");
+    let mut out = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in text.lines() {
+        match &mut current {
+            None if line.trim() == fence => current = Some(Vec::new()),
+            Some(_) if line.trim() == "```" => out.push(current.take().unwrap()),
+            Some(lines) => lines.push(line.to_string()),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The console block's commands, each with the output the README shows for it.
+fn commands_and_outputs(block: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => out.push((cmd.to_string(), Vec::new())),
+            None => out
+                .last_mut()
+                .expect("a console block starts with a command")
+                .1
+                .push(line.clone()),
+        }
+    }
+    out
+}
+
+/// What the harness does instead of a line of the shell block: `scripts/setup.sh` and the
+/// build already happened (the test's binary, `TRAEFIK_BIN` or the installed Traefik).
+fn as_run_here(line: &str, bin_dir: &Path, traefik: &Path) -> Option<String> {
+    let command = line.split(" #").next().unwrap().trim();
+    if command.starts_with("scripts/setup.sh") || command.starts_with("cargo build") {
+        return None;
+    }
+    Some(
+        line.replace("$PWD/target/release", &bin_dir.display().to_string())
+            .replace(".tools/venv/bin/traefik", &traefik.display().to_string()),
+    )
+}
+
+/// The shell running the quick start's block, in a process group of its own: dropping it ends
+/// the group (the shell and what it started in the background), by its id.
+struct Group {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill").args([signal, "--", &group]).status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- the quick start's output ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn the_readme_quick_start_runs_as_written_and_routes_the_app() {
+    let section = quick_start();
+    let shell = blocks(&section, "sh");
+    assert_eq!(shell.len(), 1, "one shell block in the quick start");
+    let console = blocks(&section, "console");
+    assert_eq!(console.len(), 1, "one console block in the quick start");
+    for port in [8080, 8081, 8082, 8091, 8092, 9000] {
+        assert!(
+            port_is_free(port),
+            "port {port}, which the quick start uses, is taken"
+        );
+    }
+
+    // A fresh directory, as a fresh clone: only the files the quick start reads.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["examples", "traefik"] {
+        std::os::unix::fs::symlink(Path::new(ROOT).join(name), dir.path().join(name)).unwrap();
+    }
+    let bin_dir = Path::new(common::BIN).parent().unwrap().to_path_buf();
+    let traefik = common::traefik_bin();
+    let lines: Vec<String> = shell[0]
+        .iter()
+        .filter_map(|l| as_run_here(l, &bin_dir, &traefik))
+        .collect();
+    let script = format!("set -e\n{}\nwait\n", lines.join("\n"));
+    let log = dir.path().join("quickstart.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .env_remove("COLUMNS")
+        .env_remove("CANARY_PILOT_SERVER")
+        .env_remove("CANARY_PILOT_ADMIN_TOKEN")
+        .env_remove("CANARY_PILOT_TOKEN")
+        .env_remove("CANARY_PILOT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("run bash");
+    let _group = Group { child, log };
+
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (cmd, expected) in commands_and_outputs(&console[0]) {
+        // A command as typed at the prompt, once Traefik has had the time to converge.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = Command::new("bash")
+                .args(["-c", &cmd])
+                .current_dir(dir.path())
+                .env("PATH", &path)
+                .env_remove("COLUMNS")
+                .env_remove("CANARY_PILOT_SERVER")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&got.stdout);
+            let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+            let wanted: Vec<&str> = expected.iter().map(|l| l.trim_end()).collect();
+            if lines == wanted {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{cmd}` printed\n{text}{}\nand the README shows\n{}",
+                String::from_utf8_lossy(&got.stderr),
+                expected.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    assert!(
+        dir.path().join("canary-pilot-state.json").exists(),
+        "the state file is where the example config says"
+    );
+}
