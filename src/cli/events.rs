@@ -24,14 +24,13 @@ pub struct EventsArgs {
 /// Events `--follow` asks for on each poll.
 const FOLLOW_WINDOW: usize = 1000;
 
-pub async fn run(args: EventsArgs) -> Result<(), Failure> {
+pub async fn run(args: EventsArgs, output: Output) -> Result<(), Failure> {
     let client = args.remote.client()?;
     let query = EventsQuery {
         app: args.app.clone(),
         limit: Some(args.limit),
     };
     let events = client.events(&query).await?;
-    let output = args.remote.output;
     if args.follow {
         return follow(&client, args.app, events, output).await;
     }
