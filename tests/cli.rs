@@ -511,3 +511,82 @@ fn an_html_answer_is_not_taken_for_canary_pilots() {
         "{err}"
     );
 }
+
+/// A tmux session of `columns` × 30 running `cmd`; killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, columns: u16, cmd: &str) -> Tmux {
+        let out = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                &columns.to_string(),
+                "-y",
+                "30",
+            ])
+            .arg(cmd)
+            .output()
+            .expect("tmux is installed by scripts/setup.sh");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Tmux(name.to_string())
+    }
+
+    /// The screen's rows; with `join`, rows that the terminal wrapped are joined again.
+    fn screen(&self, join: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", &self.0];
+        if join {
+            args.push("-J");
+        }
+        text(&Command::new("tmux").args(&args).output().unwrap().stdout)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn status_watch_fits_an_80_column_terminal_without_wrapping() {
+    let url = fake_api::serve(fake_api::ROLLED_BACK);
+    for (name, app) in [("list", ""), ("one", "api")] {
+        let session = Tmux::start(
+            &format!("cp-80-{name}-{}", std::process::id()),
+            80,
+            &format!("env -u COLUMNS {BIN} status {app} --watch --every 200ms --server {url}"),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let screen = loop {
+            let screen = session.screen(false);
+            if screen.contains("rolled_back") && (app.is_empty() || screen.contains("latency_p99"))
+            {
+                break screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(screen.contains("(Ctrl-C to stop)"), "{screen}");
+        // Capturing with wrapped rows joined gives the same rows: nothing wrapped.
+        assert_eq!(
+            screen.trim_end(),
+            session.screen(true).trim_end(),
+            "a line wrapped at 80 columns"
+        );
+        assert!(
+            screen.contains("  stable=green (v2)  canary=blue (v3)  ended: error_ratio")
+                || screen.contains("  stable=green (v2)  canary=blue (v3)\n"),
+            "{screen}"
+        );
+        eprintln!(
+            "--- status {app} --watch at 80 columns ---\n{}",
+            screen.trim_end()
+        );
+    }
+}

@@ -129,10 +129,15 @@ async fn watch(
                 Ok(shown) => shown.text(width),
                 Err(e) => width.wrap("unreachable: ", &e.to_string(), 2).join("\n"),
             };
-            let title = format!(
+            let mut title = format!(
                 "canary-pilot status  {}  {now}  (Ctrl-C to stop)",
                 remote.server
             );
+            if !width.fits(&title) {
+                // The time of day is enough on a narrow screen.
+                let time = now.split('T').nth(1).unwrap_or(&now);
+                title = format!("canary-pilot  {}  {time}  (Ctrl-C to stop)", remote.server);
+            }
             let screen = format!("\x1b[2J\x1b[H{}\n\n{body}", width.cut(&title));
             emit!("{}", screen.trim_end());
             continue;
