@@ -56,9 +56,10 @@ for _ in $(seq 100); do
   curl -fs -o /dev/null -H "Host: api.localhost" "http://127.0.0.1:$web/" && break
   sleep 0.1
 done
+traffic_for=10m
 start_bg "$work/traffic.log" "$bin" demo-traffic --url "http://127.0.0.1:$web/" --host api.localhost \
-  --rps 100 --workers 8 --duration 10m --report 2s
-echo "demo: Traefik on 127.0.0.1:$web, 100 requests/s of traffic; canary-pilot judges from Traefik's /metrics"
+  --rps 100 --workers 8 --duration "$traffic_for" --report 2s
+echo "demo: Traefik on 127.0.0.1:$web, 100 requests/s of traffic for $traffic_for at most (it stops by itself, or with the demo); canary-pilot judges from Traefik's /metrics"
 
 phase() { "$bin" status api --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])'; }
 
@@ -120,6 +121,9 @@ ok=1
 echo "demo: summary: v2 ${good} after ${good_secs}s; v3 ${bad} after ${bad_secs}s (${failed} failed canary requests before the rollback)"
 if [ "$keep" = 1 ]; then
   trap - EXIT
+  # Only the processes still running: a slot redeployed above replaced its first process.
+  running=()
+  for pid in "${STARTED_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running+=("$pid"); done
   cat <<EOT
 
 The stack keeps running (work dir $work):
@@ -127,7 +131,10 @@ The stack keeps running (work dir $work):
   Traefik API:           http://127.0.0.1:$api/api/rawdata
   canary-pilot API:      http://127.0.0.1:$pilot/api/v1/apps   (export CANARY_PILOT_SERVER=http://127.0.0.1:$pilot)
   Traefik config served: http://127.0.0.1:$pilot/traefik
-Stop it with: kill ${STARTED_PIDS[*]}
+  traffic:               100 requests/s until $traffic_for after it started, then none
+  next release, by hand: curl -X PUT -d '{"version": "v4", "error_rate": 0.01}' http://127.0.0.1:$blue/_control
+                         (the idle blue slot now answers as v4), then: $bin start api --version v4
+Stop it with: kill ${running[*]}
 EOT
 fi
 [ "$ok" = 1 ] || { echo "demo: FAILED: expected v2 succeeded and v3 rolled_back" >&2; exit 1; }

@@ -4,6 +4,8 @@
 //! command of the console block that follows must print what the README shows — which is that
 //! Traefik routes the app to its stable slot and the pin header to the idle one.
 //!
+//! Also what a new user meets next, the demo: its config catches a fivefold latency regression.
+//!
 //! The quick start uses its fixed, documented ports (8080-8082, 8091, 8092, 9000); the test
 //! fails at once, naming the port, if one is taken.
 
@@ -180,4 +182,55 @@ fn the_readme_quick_start_runs_as_written_and_routes_the_app() {
         dir.path().join("canary-pilot-state.json").exists(),
         "the state file is where the example config says"
     );
+}
+
+/// The demo's config (`traefik/demo/canary-pilot.toml.in`) with its placeholders filled in.
+fn demo_config() -> canary_pilot::config::Config {
+    let template =
+        std::fs::read_to_string(Path::new(ROOT).join("traefik/demo/canary-pilot.toml.in")).unwrap();
+    let mut text = template.replace("@STATE@", "/tmp/demo-state.json");
+    for (name, port) in [("PILOT", 1), ("METRICS", 2), ("BLUE", 3), ("GREEN", 4)] {
+        text = text.replace(&format!("@{name}@"), &port.to_string());
+    }
+    canary_pilot::config::Config::parse(&text, &canary_pilot::config::NoSecrets)
+        .expect("the demo config is valid")
+}
+
+/// One side of a window: `n` requests, all answered within the bucket whose upper bound is
+/// `le` (the buckets of traefik/demo/traefik.yml.in).
+fn side(n: f64, le: f64) -> canary_pilot::analysis::SideSample {
+    let mut s = canary_pilot::analysis::SideSample {
+        requests: n,
+        ..Default::default()
+    };
+    for bound in [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.5, f64::INFINITY] {
+        s.latency
+            .add_bucket(bound, if bound >= le { n } else { 0.0 });
+    }
+    s
+}
+
+#[test]
+fn the_demo_config_catches_a_fivefold_latency_regression() {
+    use canary_pilot::analysis::{judge, Verdict};
+    let config = demo_config();
+    let analysis = &config.apps["api"].analysis;
+    // The demo's backends answer in 5 ms: stable's p99 reads ~10 ms. Five times slower, the
+    // canary's reads ~50 ms, which a 50 ms tolerance let pass.
+    let verdict = |canary_le: f64| {
+        let a = judge(&side(500.0, canary_le), &side(500.0, 0.01), analysis);
+        let c = a
+            .checks
+            .iter()
+            .find(|c| c.check.starts_with("latency_"))
+            .unwrap()
+            .clone();
+        (c.verdict, c.reason)
+    };
+    let (slow, why) = verdict(0.05);
+    assert_eq!(slow, Verdict::Fail, "{why}");
+    assert!(why.contains("49.8ms") && why.contains("10.0ms"), "{why}");
+    // The same latency as stable passes, and so does one bucket of jitter.
+    assert_eq!(verdict(0.01).0, Verdict::Pass);
+    assert_eq!(verdict(0.025).0, Verdict::Pass, "{}", verdict(0.025).1);
 }
