@@ -152,14 +152,15 @@ fn the_readme_quick_start_runs_as_written_and_routes_the_app() {
         std::env::var("PATH").unwrap_or_default()
     );
     for (cmd, expected) in commands_and_outputs(&console[0]) {
-        // A command as typed at the prompt, once Traefik has had the time to converge.
+        // A command as typed at the prompt of an 80-column terminal, as every console block of
+        // the docs is shown, once Traefik has had the time to converge.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = Command::new("bash")
                 .args(["-c", &cmd])
                 .current_dir(dir.path())
                 .env("PATH", &path)
-                .env_remove("COLUMNS")
+                .env("COLUMNS", "80")
                 .env_remove("CANARY_PILOT_SERVER")
                 .output()
                 .unwrap();
