@@ -365,7 +365,7 @@ fn a_finished_release_says_how_it_ended_not_the_verdict_of_its_last_window() {
 #[test]
 fn status_fits_80_columns_when_columns_says_so() {
     let url = fake_api::serve(fake_api::ROLLED_BACK);
-    for args in [&["status"][..], &["status", "api"]] {
+    for args in [&["status"][..], &["status", "api"], &["events", "api"]] {
         let out = bare(&[args, &["--server", &url]].concat())
             .env("COLUMNS", "80")
             .output()
@@ -380,7 +380,13 @@ fn status_fits_80_columns_when_columns_says_so() {
             );
         }
         // Nothing is lost but what a line had to cut: every check and its reason is there.
-        if args.len() == 2 {
+        if args == ["events", "api"] {
+            assert!(
+                shown.contains("(P = 0.9968)") && shown.contains(" v3"),
+                "{shown}"
+            );
+        }
+        if args == ["status", "api"] {
             for needle in [
                 "error_ratio",
                 "critical",

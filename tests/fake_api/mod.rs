@@ -1,7 +1,8 @@
 //! A stand-in for canary-pilot's admin API that answers recorded views: `status` and the docs'
 //! examples render a real release's answer (tests/fixtures/status-rolled-back.json) through
 //! the real binary, without waiting for a real release to fail. Every GET of
-//! `/api/v1/apps/{app}` answers the recorded app, `/api/v1/apps` the listing of it.
+//! `/api/v1/apps/{app}` answers the recorded app, `/api/v1/events` its events, anything else
+//! the listing of it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -16,6 +17,7 @@ pub fn serve(detail: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let value: serde_json::Value = serde_json::from_str(detail).unwrap();
+    let events = serde_json::json!({ "events": value["events"] }).to_string();
     let mut view = value.clone();
     let object = view.as_object_mut().unwrap();
     object.remove("analyses");
@@ -31,6 +33,8 @@ pub fn serve(detail: &'static str) -> String {
             let path = head.split_whitespace().nth(1).unwrap_or("/");
             let body = if path.starts_with("/api/v1/apps/") {
                 detail.to_string()
+            } else if path.starts_with("/api/v1/events") {
+                events.clone()
             } else {
                 list.clone()
             };
