@@ -314,3 +314,67 @@ fn line(app: &AppView, width: Width, outcome: bool) -> String {
     };
     format!("{}\n{}", width.cut(first.trim_end()), width.cut(&second))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rolled_back() -> AppDetail {
+        serde_json::from_str(include_str!("../../tests/fixtures/status-rolled-back.json"))
+            .expect("the fixture is an AppDetail")
+    }
+
+    #[test]
+    fn a_wide_status_is_one_line_in_its_columns() {
+        let d = rolled_back();
+        let line = status_line(&d.app, Width::UNLIMITED);
+        assert_eq!(
+            line,
+            "api              rolled_back  [....................] canary   0%  -         \
+             stable=green (v2)  canary=blue (v3)  ended: error_ratio: canary 35.00% is above \
+             the 20.00% ceiling (P = 0.9968)"
+        );
+    }
+
+    #[test]
+    fn a_narrow_status_takes_two_lines_within_the_width() {
+        let mut d = rolled_back();
+        d.app.phase = Phase::Progressing;
+        d.app.weights.canary = 25;
+        d.app.step.current = 2;
+        for columns in [40, 60, 80, 100] {
+            let line = status_line(&d.app, Width::columns(columns));
+            let lines: Vec<&str> = line.lines().collect();
+            assert_eq!(lines.len(), 2, "{line}");
+            assert!(lines.iter().all(|l| l.chars().count() <= columns), "{line}");
+            assert!(lines[0].starts_with("api"), "{line}");
+        }
+        let line = status_line(&d.app, Width::columns(80));
+        assert!(
+            line.contains("[#####...............]  25%  step 2/3"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("stable=green (v2)  canary=blue (v3)  last: critical"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_finished_release_shows_its_outcome_once() {
+        let d = rolled_back();
+        let text = Shown::One(Box::new(d)).text(Width::UNLIMITED);
+        assert_eq!(
+            // the ended line, the analysis and its error_ratio check: not the status line
+            text.matches("35.00% is above the 20.00% ceiling").count(),
+            3,
+            "{text}"
+        );
+        let mut lines = text.lines();
+        assert!(!lines.next().unwrap().contains("ended"), "{text}");
+        assert_eq!(
+            lines.next().unwrap(),
+            "  ended at 2026-12-01T18:42:17.206Z: error_ratio: canary 35.00% is above the 20.00% ceiling (P = 0.9968)"
+        );
+    }
+}

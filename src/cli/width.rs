@@ -105,7 +105,7 @@ mod tests {
         assert!(lines[0].starts_with("  reason: one"));
         assert!(lines[1].starts_with("    ") && !lines[1].starts_with("     "));
         let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
-        assert_eq!(words[2..].join(" "), text);
+        assert_eq!(words[1..].join(" "), text);
         assert_eq!(
             Width::columns(3),
             Width::columns(40),
