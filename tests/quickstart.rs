@@ -235,3 +235,64 @@ fn the_demo_config_catches_a_fivefold_latency_regression() {
     assert_eq!(verdict(0.01).0, Verdict::Pass);
     assert_eq!(verdict(0.025).0, Verdict::Pass, "{}", verdict(0.025).1);
 }
+
+/// The addresses `traefik/traefik-local.yml` binds (its entry points) and polls (the provider).
+fn traefik_local() -> (Vec<String>, String) {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("traefik/traefik-local.yml")).unwrap();
+    let value = |l: &str, key: &str| {
+        l.trim()
+            .strip_prefix(key)
+            .map(|v| v.trim().trim_matches('"').to_string())
+    };
+    let addresses = text.lines().filter_map(|l| value(l, "address:")).collect();
+    let endpoint = text
+        .lines()
+        .find_map(|l| value(l, "endpoint:"))
+        .expect("a provider endpoint");
+    (addresses, endpoint)
+}
+
+/// Guards the quick start's first failure: the example's slots on Traefik's own API and
+/// metrics ports, `traefik_urls` naming a slot, a state file in a directory that does not exist.
+#[test]
+fn the_example_config_fits_beside_traefik_local_without_a_port_in_common() {
+    let src = std::fs::read_to_string(Path::new(ROOT).join("examples/canary-pilot.toml")).unwrap();
+    let config = canary_pilot::config::Config::parse(&src, &canary_pilot::config::NoSecrets)
+        .expect("the example is valid");
+    let (traefik, endpoint) = traefik_local();
+    assert_eq!(
+        endpoint,
+        format!("http://{}/traefik", config.server.listen),
+        "Traefik polls where the example listens"
+    );
+    let metrics = traefik.last().unwrap();
+    let scraped: Vec<String> = config
+        .metrics
+        .traefik_urls
+        .iter()
+        .map(|u| format!("{}:{}", u.host_str().unwrap(), u.port().unwrap()))
+        .collect();
+    assert_eq!(
+        scraped,
+        [metrics.clone()],
+        "traefik_urls is Traefik's metrics entry point"
+    );
+    assert!(traefik.iter().any(|a| a.ends_with(":8082")) && metrics.ends_with(":8082"));
+    for app in config.apps.values() {
+        for url in app.slots.values().flatten() {
+            let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+            assert!(
+                !traefik.contains(&addr) && addr != config.server.listen.to_string(),
+                "the slot {addr} of {} is an address Traefik or canary-pilot binds",
+                app.name
+            );
+        }
+    }
+    let state = &config.server.state_file;
+    let dir = state.parent().filter(|p| !p.as_os_str().is_empty());
+    assert!(
+        dir.is_none(),
+        "the example's state file {} must not need a directory that a fresh machine lacks",
+        state.display()
+    );
+}
