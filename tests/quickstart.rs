@@ -274,7 +274,7 @@ fn the_example_config_fits_beside_traefik_local_without_a_port_in_common() {
         .collect();
     assert_eq!(
         scraped,
-        [metrics.clone()],
+        std::slice::from_ref(metrics),
         "traefik_urls is Traefik's metrics entry point"
     );
     assert!(traefik.iter().any(|a| a.ends_with(":8082")) && metrics.ends_with(":8082"));
