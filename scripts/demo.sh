@@ -93,7 +93,7 @@ watch_release() {
 
 echo
 echo "demo: release v2 (healthy, 1 % errors like v1) on the idle green slot"
-indented 2 start api --version v2
+indented 2 start api --version v2 | sed '/^ *analysis at/,$d'
 t0=$SECONDS
 watch_release 180
 good=$outcome
@@ -104,7 +104,7 @@ echo
 echo
 echo "demo: release v3 (bad: 40 % errors) deployed on the idle slot, now blue"
 backend blue v3 0.4
-indented 2 start api --version v3
+indented 2 start api --version v3 | sed '/^ *analysis at/,$d'
 t0=$SECONDS
 watch_release 180
 bad=$outcome
