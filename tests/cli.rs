@@ -518,11 +518,11 @@ fn an_html_answer_is_not_taken_for_canary_pilots() {
     );
 }
 
-/// A tmux session of `columns` × 30 running `cmd`; killed when dropped.
+/// A tmux session of `columns` × `rows` running `cmd`; killed when dropped.
 struct Tmux(String);
 
 impl Tmux {
-    fn start(name: &str, columns: u16, cmd: &str) -> Tmux {
+    fn start(name: &str, columns: u16, rows: u16, cmd: &str) -> Tmux {
         let out = Command::new("tmux")
             .args([
                 "new-session",
@@ -532,7 +532,7 @@ impl Tmux {
                 "-x",
                 &columns.to_string(),
                 "-y",
-                "30",
+                &rows.to_string(),
             ])
             .arg(cmd)
             .output()
@@ -566,6 +566,7 @@ fn status_watch_fits_an_80_column_terminal_without_wrapping() {
         let session = Tmux::start(
             &format!("cp-80-{name}-{}", std::process::id()),
             80,
+            30,
             &format!("env -u COLUMNS {BIN} status {app} --watch --every 200ms --server {url}"),
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -595,4 +596,29 @@ fn status_watch_fits_an_80_column_terminal_without_wrapping() {
             screen.trim_end()
         );
     }
+}
+
+#[test]
+fn status_watch_keeps_its_title_on_a_short_terminal() {
+    let url = fake_api::serve(fake_api::ROLLED_BACK);
+    let session = Tmux::start(
+        &format!("cp-short-{}", std::process::id()),
+        80,
+        10,
+        &format!("env -u COLUMNS {BIN} status api --watch --every 200ms --server {url}"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let screen = loop {
+        let screen = session.screen(false);
+        if screen.contains("more lines") {
+            break screen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        screen.starts_with("canary-pilot "),
+        "the title scrolled away:\n{screen}"
+    );
+    assert!(screen.lines().count() <= 10, "{screen}");
 }

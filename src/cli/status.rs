@@ -138,6 +138,7 @@ async fn watch(
                 let time = now.split('T').nth(1).unwrap_or(&now);
                 title = format!("canary-pilot  {}  {time}  (Ctrl-C to stop)", remote.server);
             }
+            let body = fit_rows(&body, Width::rows_of_stdout().map(|r| r.saturating_sub(3)));
             let screen = format!("\x1b[2J\x1b[H{}\n\n{body}", width.cut(&title));
             emit!("{}", screen.trim_end());
             continue;
@@ -174,6 +175,23 @@ async fn watch(
             }
         }
         last = records;
+    }
+}
+
+/// The first lines of `body` that fit in `rows` (all of them without a limit), so that a
+/// redrawn screen never scrolls its title away; the last row says what was left out.
+fn fit_rows(body: &str, rows: Option<usize>) -> String {
+    let lines: Vec<&str> = body.lines().collect();
+    match rows {
+        Some(rows) if lines.len() > rows && rows >= 2 => {
+            let mut kept = lines[..rows - 1].join("\n");
+            let left = lines.len() - (rows - 1);
+            kept.push_str(&format!(
+                "\n  ... {left} more lines: a taller terminal shows them"
+            ));
+            kept
+        }
+        _ => body.to_string(),
     }
 }
 
@@ -322,6 +340,21 @@ mod tests {
     fn rolled_back() -> AppDetail {
         serde_json::from_str(include_str!("../../tests/fixtures/status-rolled-back.json"))
             .expect("the fixture is an AppDetail")
+    }
+
+    #[test]
+    fn a_screen_keeps_to_the_terminals_rows() {
+        let body = (1..=10)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(fit_rows(&body, None), body);
+        assert_eq!(fit_rows(&body, Some(10)), body);
+        let fitted = fit_rows(&body, Some(4));
+        assert_eq!(
+            fitted,
+            "line 1\nline 2\nline 3\n  ... 7 more lines: a taller terminal shows them"
+        );
     }
 
     #[test]

@@ -36,6 +36,14 @@ impl Width {
         }
     }
 
+    /// How many rows stdout's terminal has, if it is one.
+    pub fn rows_of_stdout() -> Option<usize> {
+        if !std::io::stdout().is_terminal() {
+            return None;
+        }
+        terminal_size::terminal_size().map(|(_, terminal_size::Height(h))| usize::from(h))
+    }
+
     /// Whether a line of `text` fits.
     pub fn fits(self, text: &str) -> bool {
         self.0.is_none_or(|w| text.chars().count() <= w)
