@@ -18,6 +18,10 @@ for arg in "$@"; do
   esac
 done
 
+# The CLI's text fits COLUMNS when piped, as it is here: the terminal's width, or whole lines
+# when the demo's output goes to a file.
+if [ -t 1 ]; then export COLUMNS=${COLUMNS:-$(tput cols 2>/dev/null || echo 80)}; else unset COLUMNS; fi
+
 bash scripts/setup.sh
 echo "demo: building canary-pilot"
 cargo build --quiet
@@ -56,9 +60,10 @@ for _ in $(seq 100); do
   curl -fs -o /dev/null -H "Host: api.localhost" "http://127.0.0.1:$web/" && break
   sleep 0.1
 done
+traffic_for=10m
 start_bg "$work/traffic.log" "$bin" demo-traffic --url "http://127.0.0.1:$web/" --host api.localhost \
-  --rps 100 --workers 8 --duration 10m --report 2s
-echo "demo: Traefik on 127.0.0.1:$web, 100 requests/s of traffic; canary-pilot judges from Traefik's /metrics"
+  --rps 100 --workers 8 --duration "$traffic_for" --report 2s
+echo "demo: Traefik on 127.0.0.1:$web, 100 requests/s of traffic for $traffic_for at most (it stops by itself, or with the demo); canary-pilot judges from Traefik's /metrics"
 
 phase() { "$bin" status api --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])'; }
 
@@ -66,14 +71,17 @@ phase() { "$bin" status api --output json | python3 -c 'import json,sys; print(j
 # leaves the final phase (or "timeout") in $outcome.
 seen_events=0
 outcome=""
+# indented N CMD...: the CLI's output indented by N spaces, still within the width.
+indented() { local n=$1; shift; COLUMNS=$(( ${COLUMNS:-1000} - n )) "$bin" "$@" | sed "s/^/$(printf '%*s' "$n" '')/"; }
+events_count() { "$bin" --output json events api --limit 1000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["events"]))'; }
 watch_release() {
   local limit=$1 start=$SECONDS last="" line p n
   while (( SECONDS - start < limit )); do
-    line=$("$bin" status api | head -1)
-    [ "$line" != "$last" ] && { echo "  $line"; last=$line; }
-    n=$("$bin" events api --limit 1000 | wc -l)
+    line=$(indented 2 status)
+    [ "$line" != "$last" ] && { echo "$line"; last=$line; }
+    n=$(events_count)
     if (( n > seen_events )); then
-      "$bin" events api --limit 1000 | tail -n $((n - seen_events)) | sed 's/^/    event: /'
+      COLUMNS=$(( ${COLUMNS:-1000} - 11 )) "$bin" events api --limit $((n - seen_events)) | sed 's/^/    event: /'
       seen_events=$n
     fi
     p=$(phase)
@@ -85,25 +93,25 @@ watch_release() {
 
 echo
 echo "demo: release v2 (healthy, 1 % errors like v1) on the idle green slot"
-"$bin" start api --version v2 | head -1
+indented 2 start api --version v2 | sed '/^ *analysis at/,$d'
 t0=$SECONDS
 watch_release 180
 good=$outcome
 good_secs=$((SECONDS - t0))
 echo
-"$bin" status api | sed -n '1,8p'
+"$bin" status api | sed -n '1,15p'
 
 echo
 echo "demo: release v3 (bad: 40 % errors) deployed on the idle slot, now blue"
 backend blue v3 0.4
-"$bin" start api --version v3 | head -1
+indented 2 start api --version v3 | sed '/^ *analysis at/,$d'
 t0=$SECONDS
 watch_release 180
 bad=$outcome
 bad_secs=$((SECONDS - t0))
 failed=$(curl -fs "http://127.0.0.1:$blue/_control" | python3 -c 'import json,sys; print(json.load(sys.stdin)["errors"])')
 echo
-"$bin" status api | sed -n '1,8p'
+"$bin" status api | sed -n '1,15p'
 
 echo
 echo "demo: the split right now (pin header X-Canary: true still reaches the rolled-back v3):"
@@ -120,6 +128,9 @@ ok=1
 echo "demo: summary: v2 ${good} after ${good_secs}s; v3 ${bad} after ${bad_secs}s (${failed} failed canary requests before the rollback)"
 if [ "$keep" = 1 ]; then
   trap - EXIT
+  # Only the processes still running: a slot redeployed above replaced its first process.
+  running=()
+  for pid in "${STARTED_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running+=("$pid"); done
   cat <<EOT
 
 The stack keeps running (work dir $work):
@@ -127,7 +138,10 @@ The stack keeps running (work dir $work):
   Traefik API:           http://127.0.0.1:$api/api/rawdata
   canary-pilot API:      http://127.0.0.1:$pilot/api/v1/apps   (export CANARY_PILOT_SERVER=http://127.0.0.1:$pilot)
   Traefik config served: http://127.0.0.1:$pilot/traefik
-Stop it with: kill ${STARTED_PIDS[*]}
+  traffic:               100 requests/s until $traffic_for after it started, then none
+  next release, by hand: curl -X PUT -d '{"version": "v4", "error_rate": 0.01}' http://127.0.0.1:$blue/_control
+                         (the idle blue slot now answers as v4), then: $bin start api --version v4
+Stop it with: kill ${running[*]}
 EOT
 fi
 [ "$ok" = 1 ] || { echo "demo: FAILED: expected v2 succeeded and v3 rolled_back" >&2; exit 1; }

@@ -13,6 +13,9 @@ use crate::api::views::{
     AppDetail, AppList, AppView, ErrorBody, EventList, EventView, ReloadAnswer,
 };
 
+/// The variable `serve` reads the admin token from, which the CLI reads too.
+pub const TOKEN_ENV: &str = "CANARY_PILOT_ADMIN_TOKEN";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach canary-pilot at {url}: {source}; is `canary-pilot serve` running there? (set --server or CANARY_PILOT_SERVER)")]
@@ -21,12 +24,13 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
-    /// canary-pilot answered with an error.
-    #[error("{status}: {error}: {detail}")]
+    /// canary-pilot answered with an error; `hint` says what to do about a 401 or 403.
+    #[error("{status}: {error}: {detail}{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
     Refused {
         status: u16,
         error: String,
         detail: String,
+        hint: Option<String>,
     },
     #[error("{url} did not answer as canary-pilot's API: {detail}")]
     NotCanaryPilot { url: String, detail: String },
@@ -35,6 +39,8 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     token: Option<String>,
+    /// Where the token came from (`--token-file F`, a variable's name), for a 403's hint.
+    token_from: String,
     http: reqwest::Client,
 }
 
@@ -46,11 +52,18 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token,
+            token_from: String::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("a plain HTTP client builds"),
         }
+    }
+
+    /// Names where the token came from, so that a refused token's message can say it.
+    pub fn token_from(mut self, from: &str) -> Self {
+        self.token_from = from.to_string();
+        self
     }
 
     /// `GET /api/v1/apps`.
@@ -109,7 +122,37 @@ impl Client {
         let resp = self.http.execute(req).await.map_err(unreachable)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(unreachable)?;
-        read_answer(&url, status, &bytes)
+        read_answer(&url, status, &bytes).map_err(|e| self.with_hint(e))
+    }
+
+    /// Adds to a 401 how to give the CLI a token, and to a 403 where the refused one came from.
+    fn with_hint(&self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Refused {
+                status,
+                error,
+                detail,
+                hint: None,
+            } if status == 401 || status == 403 => {
+                let hint = if status == 401 {
+                    format!("give the CLI the admin token with --token-file FILE or the environment's {TOKEN_ENV}")
+                } else {
+                    let from = if self.token_from.is_empty() {
+                        "the token sent".to_string()
+                    } else {
+                        format!("the token from {}", self.token_from)
+                    };
+                    format!("{from} is not the server's admin token (server.admin_token_file or the server's {TOKEN_ENV})")
+                };
+                ClientError::Refused {
+                    status,
+                    error,
+                    detail,
+                    hint: Some(hint),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -136,6 +179,7 @@ fn read_answer<T: DeserializeOwned>(
             Value::Null => String::new(),
             other => other.to_string(),
         },
+        hint: None,
     })
 }
 

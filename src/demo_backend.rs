@@ -4,14 +4,15 @@
 //! - any path: after `latency_ms`, `500` with probability `error_rate`, else `200`; both carry
 //!   `X-Version` and a JSON body `{"version", "status"}`.
 //! - `GET /_control`: current settings and counters; `PUT /_control` with any of
-//!   `{"error_rate": 0.0..=1.0, "latency_ms": N}` changes them.
+//!   `{"version": "v4", "error_rate": 0.0..=1.0, "latency_ms": N}` changes them (a new
+//!   version label stands for a redeploy of the slot, without restarting the process).
 //! - `GET /_health`: always `200`, without latency or errors (for Swarm health checks).
 //!
 //! Errors are drawn from a seeded generator, so a run is reproducible.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -32,7 +33,7 @@ pub struct DemoSettings {
 }
 
 struct Demo {
-    version: String,
+    version: RwLock<String>,
     /// `error_rate` as the bit pattern of an f64, so it can change without a lock.
     error_rate_bits: AtomicU64,
     latency_ms: AtomicU64,
@@ -43,6 +44,13 @@ struct Demo {
 }
 
 impl Demo {
+    fn version(&self) -> String {
+        self.version
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn error_rate(&self) -> f64 {
         f64::from_bits(self.error_rate_bits.load(Ordering::Relaxed))
     }
@@ -62,7 +70,7 @@ impl Demo {
 
 pub fn router(settings: DemoSettings) -> Router {
     let demo = Arc::new(Demo {
-        version: settings.version,
+        version: RwLock::new(settings.version),
         error_rate_bits: AtomicU64::new(settings.error_rate.to_bits()),
         latency_ms: AtomicU64::new(settings.latency_ms),
         seed: settings.seed,
@@ -88,8 +96,8 @@ pub async fn run(listen: SocketAddr, settings: DemoSettings) -> std::io::Result<
         .await
 }
 
-fn with_version(demo: &Demo, mut response: Response) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&demo.version) {
+fn with_version(version: &str, mut response: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(version) {
         response.headers_mut().insert("x-version", v);
     }
     response
@@ -108,17 +116,21 @@ async fn serve(State(demo): State<Arc<Demo>>) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = Json(json!({ "version": demo.version, "status": status.as_u16() }));
-    with_version(&demo, (status, body).into_response())
+    let version = demo.version();
+    let body = Json(json!({ "version": version, "status": status.as_u16() }));
+    with_version(&version, (status, body).into_response())
 }
 
 async fn health(State(demo): State<Arc<Demo>>) -> Response {
-    with_version(&demo, Json(json!({ "status": "ok" })).into_response())
+    with_version(
+        &demo.version(),
+        Json(json!({ "status": "ok" })).into_response(),
+    )
 }
 
 fn control_view(demo: &Demo) -> Json<serde_json::Value> {
     Json(json!({
-        "version": demo.version,
+        "version": demo.version(),
         "error_rate": demo.error_rate(),
         "latency_ms": demo.latency_ms.load(Ordering::Relaxed),
         "requests": demo.requests.load(Ordering::Relaxed),
@@ -133,6 +145,7 @@ async fn get_control(State(demo): State<Arc<Demo>>) -> Json<serde_json::Value> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ControlChange {
+    version: Option<String>,
     error_rate: Option<f64>,
     latency_ms: Option<u64>,
 }
@@ -148,6 +161,15 @@ async fn put_control(State(demo): State<Arc<Demo>>, body: Bytes) -> Response {
                 .into_response()
         }
     };
+    if let Some(v) = &change.version {
+        if v.is_empty() || v.len() > 128 || HeaderValue::from_str(v).is_err() {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": "invalid_version", "detail": "version must be 1-128 characters that fit a header" })),
+            )
+                .into_response();
+        }
+    }
     if let Some(rate) = change.error_rate {
         if !(0.0..=1.0).contains(&rate) {
             return (
@@ -162,7 +184,11 @@ async fn put_control(State(demo): State<Arc<Demo>>, body: Bytes) -> Response {
     if let Some(ms) = change.latency_ms {
         demo.latency_ms.store(ms, Ordering::Relaxed);
     }
+    if let Some(v) = change.version {
+        *demo.version.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
     tracing::info!(
+        version = %demo.version(),
         error_rate = demo.error_rate(),
         latency_ms = demo.latency_ms.load(Ordering::Relaxed),
         "demo backend changed"
@@ -256,6 +282,26 @@ mod tests {
         assert_eq!(
             status_of(&app, "PUT", "/_control", "{").await.0,
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn control_changes_the_version_label_at_run_time() {
+        let app = router(settings(0.0));
+        let (s, body) = status_of(&app, "PUT", "/_control", r#"{"version": "v4"}"#).await;
+        assert_eq!((s, &body["version"]), (StatusCode::OK, &json!("v4")));
+        let req = Request::builder().uri("/x").body(Body::empty()).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.headers()["x-version"], "v4");
+        let (_, body) = status_of(&app, "GET", "/", "").await;
+        assert_eq!(body["version"], "v4");
+        for bad in [r#"{"version": ""}"#, r#"{"version": "a\nb"}"#] {
+            let (s, _) = status_of(&app, "PUT", "/_control", bad).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        }
+        assert_eq!(
+            status_of(&app, "GET", "/_control", "").await.1["version"],
+            "v4"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The command line as a user meets it: exit codes, messages, output formats.
 
 mod common;
+mod fake_api;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -171,44 +172,270 @@ fn unreachable_server_is_a_clear_failure() {
     );
 }
 
+/// The CLI without any token variable of the caller's environment.
+fn bare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("CANARY_PILOT_ADMIN_TOKEN")
+        .env_remove("CANARY_PILOT_TOKEN")
+        .env_remove("COLUMNS");
+    cmd
+}
+
 #[test]
-fn mutating_commands_send_the_token_from_a_file_or_the_environment() {
+fn the_cli_reads_the_admin_token_from_the_servers_variable_a_file_or_the_old_name() {
     let dir = tempfile::tempdir().unwrap();
     let (_proc, url) = serve_with(dir.path(), &[("CANARY_PILOT_ADMIN_TOKEN", "t0ken")]);
-    let no_token = Command::new(BIN)
-        .args(["set-weight", "api", "5", "--server", &url])
-        .env_remove("CANARY_PILOT_TOKEN")
+    let set = ["set-weight", "api", "5", "--server", url.as_str()];
+
+    // The variable `serve` reads is the one the CLI reads.
+    let out = bare(&set)
+        .env("CANARY_PILOT_ADMIN_TOKEN", "t0ken")
         .output()
         .unwrap();
-    assert_eq!(no_token.status.code(), Some(1));
-    assert!(
-        text(&no_token.stderr).contains("401"),
-        "{}",
-        text(&no_token.stderr)
-    );
-
-    let wrong = dir.path().join("wrong");
-    std::fs::write(&wrong, "nope\n").unwrap();
-    let out = run(&[
-        "set-weight",
-        "api",
-        "5",
-        "--server",
-        &url,
-        "--token-file",
-        wrong.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("403"), "{}", text(&out.stderr));
-
-    let right = Command::new(BIN)
-        .args(["set-weight", "api", "5", "--server", &url])
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The older name still works, as an alias.
+    let out = bare(&set)
         .env("CANARY_PILOT_TOKEN", "t0ken")
         .output()
         .unwrap();
-    assert_eq!(right.status.code(), Some(0), "{}", text(&right.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let right = dir.path().join("right");
+    std::fs::write(&right, "t0ken\n").unwrap();
+    let file = [&set[..], &["--token-file", right.to_str().unwrap()]].concat();
+    let out = bare(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let file = [&set[..], &["--token-file", wrong.to_str().unwrap()]].concat();
+    let out = bare(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("403")
+            && err.contains(&format!("the token from --token-file {}", wrong.display())),
+        "{err}"
+    );
+    let out = bare(&set)
+        .env("CANARY_PILOT_ADMIN_TOKEN", "nope")
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("the token from CANARY_PILOT_ADMIN_TOKEN is not"),
+        "{}",
+        text(&out.stderr)
+    );
     // Reads stay open.
     assert_eq!(run(&["status", "--server", &url]).status.code(), Some(0));
+}
+
+#[test]
+fn a_401_tells_how_to_give_the_cli_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve_with(dir.path(), &[("CANARY_PILOT_ADMIN_TOKEN", "t0ken")]);
+    let out = bare(&["set-weight", "api", "5", "--server", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("401: unauthorized"), "{err}");
+    assert!(
+        err.contains("--token-file FILE") && err.contains("CANARY_PILOT_ADMIN_TOKEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_json_is_a_global_flag_in_any_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve(dir.path());
+    for args in [
+        &["--output", "json", "status", "--server", &url][..],
+        &["status", "--output", "json", "--server", &url],
+        &["status", "--server", &url, "--output", "json"],
+        &["--output", "json", "status", "api", "--server", &url],
+        &["--output", "json", "events", "--server", &url],
+        &[
+            "--output",
+            "json",
+            "set-weight",
+            "api",
+            "0",
+            "--server",
+            &url,
+        ],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out.stdout)));
+        assert!(v.is_object(), "{args:?}: {v}");
+    }
+}
+
+/// A server whose metrics source is never reachable: every analysis is inconclusive.
+fn serve_without_metrics(dir: &Path) -> (Proc, String) {
+    let port = common::free_port();
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_file = \"{}\"\n\n[metrics]\ntraefik_urls = [\"http://127.0.0.1:{}/metrics\"]\ntimeout = \"200ms\"\n\n[apps.api]\nrule = \"Host(`a`)\"\nslots = {{ blue = [\"http://127.0.0.1:1\"], green = [\"http://127.0.0.1:2\"] }}\ninitial_stable = \"blue\"\n\n[apps.api.analysis]\ninterval = \"200ms\"\n",
+            dir.join("state.json").display(),
+            common::free_port(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config"]).arg(&config);
+    let proc = Proc::spawn("serve", dir, &mut cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while run(&["status", "--server", &url]).status.code() != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "{}", proc.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, url)
+}
+
+fn wait_for_phase(url: &str, phase: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(&["status", "api", "--server", url, "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["phase"] == phase {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not {phase}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_finished_release_says_how_it_ended_not_the_verdict_of_its_last_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve_without_metrics(dir.path());
+    // Promoted by hand: the one analysis at 100 % is inconclusive, and it succeeds anyway.
+    run(&["start", "api", "--version", "v2", "--server", &url]);
+    run(&["promote", "api", "--server", &url]);
+    wait_for_phase(&url, "succeeded");
+    let out = run(&["status", "--server", &url]);
+    let line = text(&out.stdout);
+    assert!(
+        line.contains("succeeded") && line.contains("ended: release v2 promoted: it is now stable"),
+        "{line}"
+    );
+    assert!(!line.contains("last: inconclusive"), "{line}");
+    let out = run(&["status", "api", "--server", &url]);
+    let detail = text(&out.stdout);
+    let ended = detail.lines().nth(1).unwrap_or_default();
+    assert!(
+        ended.starts_with("  ended at ")
+            && ended.ends_with(": release v2 promoted: it is now stable"),
+        "{detail}"
+    );
+    assert!(
+        !detail.lines().next().unwrap().contains("last:"),
+        "{detail}"
+    );
+
+    run(&["start", "api", "--version", "v3", "--server", &url]);
+    run(&[
+        "abort",
+        "api",
+        "--reason",
+        "p99 doubled on the dashboards",
+        "--server",
+        &url,
+    ]);
+    let out = run(&["status", "--server", &url]);
+    let line = text(&out.stdout);
+    assert!(
+        line.contains("rolled_back") && line.contains("ended: p99 doubled on the dashboards"),
+        "{line}"
+    );
+}
+
+#[test]
+fn status_fits_80_columns_when_columns_says_so() {
+    let url = fake_api::serve(fake_api::ROLLED_BACK);
+    for args in [&["status"][..], &["status", "api"], &["events", "api"]] {
+        let out = bare(&[args, &["--server", &url]].concat())
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        for line in shown.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args:?}: {} columns: {line:?}\n{shown}",
+                line.chars().count()
+            );
+        }
+        // Nothing is lost but what a line had to cut: every check and its reason is there.
+        if args == ["events", "api"] {
+            assert!(
+                shown.contains("(P = 0.9968)") && shown.contains(" v3"),
+                "{shown}"
+            );
+        }
+        if args == ["status", "api"] {
+            for needle in [
+                "error_ratio",
+                "critical",
+                "latency_p99",
+                "(P = 0.9968)",
+                "canary <= 1.5x stable",
+            ] {
+                assert!(shown.contains(needle), "{needle:?} missing:\n{shown}");
+            }
+        }
+    }
+    // Piped without COLUMNS, a line is whole, as scripts expect.
+    let out = bare(&["status", "--server", &url]).output().unwrap();
+    let line = text(&out.stdout);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.chars().count() > 80, "{line}");
+}
+
+#[test]
+fn status_watch_with_output_json_streams_one_json_line_per_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve(dir.path());
+    let mut watch = Proc::spawn(
+        "watch",
+        dir.path(),
+        Command::new(BIN).args([
+            "status", "--watch", "--every", "100ms", "--output", "json", "--server", &url,
+        ]),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    run(&["set-weight", "api", "30", "--server", &url]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let log = watch.log_text();
+        let lines: Vec<String> = log.lines().map(str::to_string).collect();
+        if lines.len() >= 2 {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    watch.kill();
+    let views: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}")))
+        .collect();
+    assert_eq!(views[0]["name"], "api");
+    assert_eq!(views[0]["weights"]["canary"], 0);
+    assert_eq!(views[1]["weights"]["canary"], 30, "{}", lines[1]);
 }
 
 /// Waits until something listens on `port`, for at most 20 s.
@@ -289,4 +516,112 @@ fn an_html_answer_is_not_taken_for_canary_pilots() {
         )) && err.contains("<html>"),
         "{err}"
     );
+}
+
+/// A tmux session of `columns` × `rows` running `cmd`; killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, columns: u16, rows: u16, cmd: &str) -> Tmux {
+        let out = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                &columns.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .arg(cmd)
+            .output()
+            .expect("tmux is installed by scripts/setup.sh");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Tmux(name.to_string())
+    }
+
+    /// The screen's rows; with `join`, rows that the terminal wrapped are joined again.
+    fn screen(&self, join: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", &self.0];
+        if join {
+            args.push("-J");
+        }
+        text(&Command::new("tmux").args(&args).output().unwrap().stdout)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn status_watch_fits_an_80_column_terminal_without_wrapping() {
+    let url = fake_api::serve(fake_api::ROLLED_BACK);
+    for (name, app) in [("list", ""), ("one", "api")] {
+        let session = Tmux::start(
+            &format!("cp-80-{name}-{}", std::process::id()),
+            80,
+            30,
+            &format!("env -u COLUMNS {BIN} status {app} --watch --every 200ms --server {url}"),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let screen = loop {
+            let screen = session.screen(false);
+            if screen.contains("rolled_back") && (app.is_empty() || screen.contains("latency_p99"))
+            {
+                break screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(screen.contains("(Ctrl-C to stop)"), "{screen}");
+        // Capturing with wrapped rows joined gives the same rows: nothing wrapped. (The title
+        // is left out: its clock may have ticked between the two captures.)
+        let below_title = |s: &str| s.trim_end().lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            below_title(&screen),
+            below_title(&session.screen(true)),
+            "a line wrapped at 80 columns"
+        );
+        assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+        assert!(
+            screen.contains("  stable=green (v2)  canary=blue (v3)  ended: error_ratio")
+                || screen.contains("  stable=green (v2)  canary=blue (v3)\n"),
+            "{screen}"
+        );
+        eprintln!(
+            "--- status {app} --watch at 80 columns ---\n{}",
+            screen.trim_end()
+        );
+    }
+}
+
+#[test]
+fn status_watch_keeps_its_title_on_a_short_terminal() {
+    let url = fake_api::serve(fake_api::ROLLED_BACK);
+    let session = Tmux::start(
+        &format!("cp-short-{}", std::process::id()),
+        80,
+        10,
+        &format!("env -u COLUMNS {BIN} status api --watch --every 200ms --server {url}"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let screen = loop {
+        let screen = session.screen(false);
+        if screen.contains("more lines") {
+            break screen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        screen.starts_with("canary-pilot "),
+        "the title scrolled away:\n{screen}"
+    );
+    assert!(screen.lines().count() <= 10, "{screen}");
 }

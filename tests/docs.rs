@@ -1,7 +1,13 @@
 //! The documentation's examples are checked: every TOML block in the README and docs/ is a valid
-//! config, and so is the example file.
+//! config, and so is the example file; every example that shows a command and its output is a
+//! `console` block that a test runs, comparing what the command prints with what the block shows.
 
-use std::path::Path;
+mod common;
+mod fake_api;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use canary_pilot::config::{Config, NoSecrets};
 
@@ -140,4 +146,219 @@ async fn every_listed_route_is_served() {
             "{method} {uri} is not routed: {status} {text}"
         );
     }
+}
+
+/// The README and every page of docs/.
+fn doc_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "md") {
+            files.push(p);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every fenced block of a file: its language and its lines.
+fn fenced(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        match &mut current {
+            None if t.starts_with("```") => current = Some((t[3..].to_string(), Vec::new())),
+            Some(_) if t == "```" => out.push(current.take().unwrap()),
+            Some((_, lines)) => lines.push(line.to_string()),
+            None => {}
+        }
+    }
+    out
+}
+
+/// A console block's commands, each with the output it shows.
+fn commands(block: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => out.push((cmd.to_string(), Vec::new())),
+            None => out
+                .last_mut()
+                .expect("a console block starts with `$ command`")
+                .1
+                .push(line.trim_end().to_string()),
+        }
+    }
+    out
+}
+
+/// How each console block is run, by its file and first command: against which server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Runs {
+    /// tests/quickstart.rs runs it, after the quick start's shell block.
+    QuickStart,
+    /// Against a fresh `serve` of examples/canary-pilot.toml.
+    FreshExample,
+    /// Against the recorded answer of a rollback (tests/fixtures/status-rolled-back.json).
+    RecordedRollback,
+}
+
+const CONSOLE_BLOCKS: &[(&str, &str, Runs)] = &[
+    (
+        "README.md",
+        "curl -s -H 'Host: api.localhost' http://127.0.0.1:8080/",
+        Runs::QuickStart,
+    ),
+    (
+        "README.md",
+        "canary-pilot set-weight api 10",
+        Runs::FreshExample,
+    ),
+    (
+        "analysis.md",
+        "canary-pilot status api",
+        Runs::RecordedRollback,
+    ),
+];
+
+/// Every console block of the docs, with how it runs.
+fn console_blocks() -> Vec<(String, Vec<String>, Runs)> {
+    let mut out = Vec::new();
+    for file in doc_files() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (lang, lines) in fenced(&text) {
+            let shows_a_prompt = lines.iter().any(|l| l.starts_with("$ "));
+            assert!(
+                lang == "console" || !shows_a_prompt,
+                "{name}: a ```{lang} block shows a `$ ` command; an example with output is a \
+                 ```console block that tests/docs.rs runs:\n{}",
+                lines.join("\n")
+            );
+            if lang != "console" {
+                continue;
+            }
+            let first = commands(&lines)[0].0.clone();
+            let runs = CONSOLE_BLOCKS
+                .iter()
+                .find(|(f, c, _)| *f == name && *c == first)
+                .map(|(_, _, r)| *r)
+                .unwrap_or_else(|| {
+                    panic!("{name}: the console block of `{first}` is not in CONSOLE_BLOCKS, so no test runs it")
+                });
+            out.push((name.clone(), lines, runs));
+        }
+    }
+    out
+}
+
+/// Runs a block's commands as typed at a prompt of an 80-column terminal, with `canary-pilot`
+/// on the PATH and `CANARY_PILOT_SERVER` set; each must print what the block shows.
+fn run_block(name: &str, block: &[String], server: &str, cwd: &Path) {
+    let bin_dir = Path::new(common::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (cmd, expected) in commands(block) {
+        let out = Command::new("bash")
+            .args(["-c", &cmd])
+            .current_dir(cwd)
+            .env("PATH", &path)
+            .env("COLUMNS", "80")
+            .env("CANARY_PILOT_SERVER", server)
+            .env_remove("CANARY_PILOT_ADMIN_TOKEN")
+            .env_remove("CANARY_PILOT_TOKEN")
+            .output()
+            .unwrap();
+        let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        assert_eq!(
+            got.join("\n"),
+            expected.join("\n"),
+            "{name}: `{cmd}` printed something else than the docs show (stderr: {})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_example_with_output_is_a_console_block_that_a_test_runs() {
+    let blocks = console_blocks();
+    assert_eq!(
+        blocks.len(),
+        CONSOLE_BLOCKS.len(),
+        "CONSOLE_BLOCKS names a block the docs no longer have"
+    );
+    for (name, block, runs) in blocks {
+        match runs {
+            Runs::QuickStart => {} // tests/quickstart.rs
+            Runs::RecordedRollback => {
+                let url = fake_api::serve(fake_api::ROLLED_BACK);
+                run_block(&name, &block, &url, Path::new(env!("CARGO_MANIFEST_DIR")));
+            }
+            Runs::FreshExample => {
+                let dir = tempfile::tempdir().unwrap();
+                let port = common::free_port();
+                let mut cmd = Command::new(common::BIN);
+                cmd.args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--config",
+                ])
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-pilot.toml"))
+                .current_dir(dir.path())
+                .env_remove("CANARY_PILOT_ADMIN_TOKEN");
+                let proc = common::Proc::spawn("serve", dir.path(), &mut cmd);
+                let url = format!("http://127.0.0.1:{port}");
+                let ready = format!("{url}/readyz");
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                while !Command::new("curl")
+                    .args(["-fs", &ready])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+                {
+                    assert!(std::time::Instant::now() < deadline, "{}", proc.log_text());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                run_block(&name, &block, &url, dir.path());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_query_that_does_not_parse_is_400_bad_query_as_documented() {
+    use std::sync::Arc;
+    use tower::ServiceExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
+    assert!(doc.contains("| 400 | `bad_query` |") && doc.contains("?limit=abc"));
+    let src = std::fs::read_to_string(root.join("examples/canary-pilot.toml")).unwrap();
+    let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
+    let store = Arc::new(canary_pilot::store::MemStore::default());
+    let controller = canary_pilot::controller::Controller::load(
+        config,
+        canary_pilot::controller::Dependencies::new(store),
+    )
+    .unwrap();
+    let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));
+    let req = axum::http::Request::builder()
+        .uri("/api/v1/events?limit=abc")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], "bad_query", "{v}");
 }

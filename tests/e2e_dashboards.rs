@@ -34,12 +34,74 @@ fn expressions(dashboard: &Value) -> Vec<String> {
     out
 }
 
+/// Grafana's `$__rate_interval` with the shipped datasource: at least four scrape intervals
+/// (`timeInterval: 5s`), the test's 1 s scrapes included.
+const RATE_INTERVAL: &str = "20s";
+
 fn substitute(expr: &str, app: &str) -> String {
     expr.replace("${app}", app)
         .replace("$app", app)
-        .replace("$__rate_interval", "1m")
+        .replace("$__rate_interval", RATE_INTERVAL)
         .replace("$__interval", "1m")
         .replace("$__range", "5m")
+}
+
+fn dashboard() -> Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/canary-releases.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A rollback takes about 12 s: a one-minute rate spreads it thin. Every `rate()` of the
+/// dashboard is over Grafana's `$__rate_interval`, which the datasource's `timeInterval`
+/// (Prometheus' scrape interval) brings down to 20 s.
+#[test]
+fn the_rates_of_the_dashboard_are_short_enough_to_show_a_12_s_rollback() {
+    let exprs = expressions(&dashboard());
+    let rates: Vec<&String> = exprs.iter().filter(|e| e.contains("rate(")).collect();
+    assert!(rates.len() >= 5, "{rates:?}");
+    for e in rates {
+        let ranges = e.matches('[').count();
+        assert_eq!(
+            ranges,
+            e.matches("[$__rate_interval]").count(),
+            "a rate over a fixed range: {e}"
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let datasource =
+        std::fs::read_to_string(root.join("grafana/provisioning/datasources/prometheus.yml"))
+            .unwrap();
+    let scrape = std::fs::read_to_string(root.join("prometheus/prometheus.yml")).unwrap();
+    let value = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {key}"))
+    };
+    let interval = value(&scrape, "scrape_interval:");
+    assert_eq!(value(&datasource, "timeInterval:"), interval);
+    let seconds: u64 = interval.trim_end_matches('s').parse().unwrap();
+    assert_eq!(format!("{}s", 4 * seconds), RATE_INTERVAL);
+}
+
+/// The annotations say which check failed, beside the event's kind.
+#[test]
+fn the_annotations_name_the_event_and_the_failed_check() {
+    let d = dashboard();
+    let list = d["annotations"]["list"].as_array().unwrap();
+    let by_name = |name: &str| {
+        list.iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no annotation {name}"))
+    };
+    assert!(by_name("Release events")["titleFormat"]
+        .as_str()
+        .unwrap()
+        .contains("{{kind}}"));
+    let failed = by_name("Failed checks");
+    assert!(failed["expr"].as_str().unwrap().contains("fail|critical"));
+    assert_eq!(failed["titleFormat"], "{{check}}: {{verdict}}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::remote::{json_text, print_json, Output, Remote};
-use super::Failure;
+use super::{Failure, Width};
 use crate::api::requests::EventsQuery;
 use crate::api::views::{EventList, EventView};
 use crate::client::Client;
@@ -24,14 +24,13 @@ pub struct EventsArgs {
 /// Events `--follow` asks for on each poll.
 const FOLLOW_WINDOW: usize = 1000;
 
-pub async fn run(args: EventsArgs) -> Result<(), Failure> {
+pub async fn run(args: EventsArgs, output: Output) -> Result<(), Failure> {
     let client = args.remote.client()?;
     let query = EventsQuery {
         app: args.app.clone(),
         limit: Some(args.limit),
     };
     let events = client.events(&query).await?;
-    let output = args.remote.output;
     if args.follow {
         return follow(&client, args.app, events, output).await;
     }
@@ -39,7 +38,7 @@ pub async fn run(args: EventsArgs) -> Result<(), Failure> {
         Output::Json => print_json(&EventList { events }),
         Output::Text => {
             for e in &events {
-                emit!("{}", event_line(e));
+                emit!("{}", event_line(e, Width::of_stdout()));
             }
         }
     }
@@ -56,7 +55,7 @@ async fn follow(
 ) -> Result<(), Failure> {
     let print = |e: &EventView| match output {
         Output::Json => emit!("{}", json_text(e, false)),
-        Output::Text => emit!("{}", event_line(e)),
+        Output::Text => emit!("{}", event_line(e, Width::of_stdout())),
     };
     first.iter().for_each(print);
     let mut seen = first;
@@ -87,10 +86,11 @@ fn after_last(events: &[EventView], last: Option<&EventView>) -> usize {
         .map_or(0, |i| i + 1)
 }
 
-/// One line per event: time, app, kind, phases, weight, version, reason.
-pub fn event_line(e: &EventView) -> String {
-    format!(
-        "{}  {:<12} {:<16} {} -> {}  canary {:>3}%  {}  {}",
+/// One line per event: time, app, kind, phases, weight, version, reason. Where that does not
+/// fit the width, the reason goes below, wrapped, and the rest is said without padding.
+pub fn event_line(e: &EventView, width: Width) -> String {
+    let head = format!(
+        "{}  {:<12} {:<16} {} -> {}  canary {:>3}%  {}",
         e.time,
         e.app,
         e.kind.as_str(),
@@ -98,6 +98,26 @@ pub fn event_line(e: &EventView) -> String {
         e.to.as_str(),
         e.weight,
         e.version.as_deref().unwrap_or("-"),
-        e.reason,
-    )
+    );
+    let whole = format!("{head}  {}", e.reason);
+    if width.fits(&whole) {
+        return whole;
+    }
+    let head = if width.fits(&head) {
+        head
+    } else {
+        format!(
+            "{} {} {} {}->{} {}% {}",
+            e.time,
+            e.app,
+            e.kind.as_str(),
+            e.from.as_str(),
+            e.to.as_str(),
+            e.weight,
+            e.version.as_deref().unwrap_or("-"),
+        )
+    };
+    let mut lines = vec![width.cut(&head)];
+    lines.extend(width.wrap("    ", &e.reason, 4));
+    lines.join("\n")
 }

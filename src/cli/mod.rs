@@ -29,10 +29,12 @@ mod reload;
 mod remote;
 mod serve;
 mod status;
+mod width;
 
 pub use events::event_line;
 pub use remote::{Output, Remote};
 pub use status::{status_details, status_line};
+pub use width::Width;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +46,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Output of the commands that talk to the admin API: text, or the API's JSON. Accepted
+    /// before or after the command.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -108,18 +114,19 @@ impl From<ClientError> for Failure {
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let output = cli.output;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Check(args) => check::run(args),
-        Command::Status(args) => status::run(args).await,
-        Command::Start(args) => release::start(args).await,
-        Command::Pause(args) => release::pause(args).await,
-        Command::Resume(args) => release::resume(args).await,
-        Command::Promote(args) => release::promote(args).await,
-        Command::Abort(args) => release::abort(args).await,
-        Command::SetWeight(args) => release::set_weight(args).await,
-        Command::Events(args) => events::run(args).await,
-        Command::Reload(args) => reload::run(args).await,
+        Command::Status(args) => status::run(args, output).await,
+        Command::Start(args) => release::start(args, output).await,
+        Command::Pause(args) => release::pause(args, output).await,
+        Command::Resume(args) => release::resume(args, output).await,
+        Command::Promote(args) => release::promote(args, output).await,
+        Command::Abort(args) => release::abort(args, output).await,
+        Command::SetWeight(args) => release::set_weight(args, output).await,
+        Command::Events(args) => events::run(args, output).await,
+        Command::Reload(args) => reload::run(args, output).await,
         Command::DemoTraffic(args) => demo::traffic(args).await,
         Command::DemoBackend(args) => demo::backend(args).await,
     }

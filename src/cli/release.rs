@@ -3,7 +3,7 @@
 
 use super::remote::Remote;
 use super::status::Shown;
-use super::{Failure, Output};
+use super::{Failure, Output, Width};
 use crate::api::requests::{Action, ReasonBody, StartBody};
 use crate::api::views::AppDetail;
 
@@ -43,45 +43,45 @@ pub struct SetWeightArgs {
     remote: Remote,
 }
 
-pub async fn start(args: StartArgs) -> Result<(), Failure> {
+pub async fn start(args: StartArgs, output: Output) -> Result<(), Failure> {
     let action = Action::Start(StartBody {
         version: args.version,
     });
-    act(&args.remote, &args.app, action).await
+    act(&args.remote, &args.app, action, output).await
 }
 
-pub async fn pause(args: ReasonArgs) -> Result<(), Failure> {
+pub async fn pause(args: ReasonArgs, output: Output) -> Result<(), Failure> {
     let action = Action::Pause(ReasonBody {
         reason: args.reason,
     });
-    act(&args.remote, &args.app, action).await
+    act(&args.remote, &args.app, action, output).await
 }
 
-pub async fn resume(args: AppArgs) -> Result<(), Failure> {
-    act(&args.remote, &args.app, Action::Resume).await
+pub async fn resume(args: AppArgs, output: Output) -> Result<(), Failure> {
+    act(&args.remote, &args.app, Action::Resume, output).await
 }
 
-pub async fn promote(args: AppArgs) -> Result<(), Failure> {
-    act(&args.remote, &args.app, Action::Promote).await
+pub async fn promote(args: AppArgs, output: Output) -> Result<(), Failure> {
+    act(&args.remote, &args.app, Action::Promote, output).await
 }
 
-pub async fn abort(args: ReasonArgs) -> Result<(), Failure> {
+pub async fn abort(args: ReasonArgs, output: Output) -> Result<(), Failure> {
     let action = Action::Abort(ReasonBody {
         reason: args.reason,
     });
-    act(&args.remote, &args.app, action).await
+    act(&args.remote, &args.app, action, output).await
 }
 
-pub async fn set_weight(args: SetWeightArgs) -> Result<(), Failure> {
+pub async fn set_weight(args: SetWeightArgs, output: Output) -> Result<(), Failure> {
     let client = args.remote.client()?;
     let detail = client.set_weight(&args.app, args.weight).await?;
-    show(detail, args.remote.output);
+    show(detail, output);
     Ok(())
 }
 
-async fn act(remote: &Remote, app: &str, action: Action) -> Result<(), Failure> {
+async fn act(remote: &Remote, app: &str, action: Action, output: Output) -> Result<(), Failure> {
     let detail = remote.client()?.act(app, &action).await?;
-    show(detail, remote.output);
+    show(detail, output);
     Ok(())
 }
 
@@ -90,6 +90,6 @@ fn show(detail: AppDetail, output: Output) {
     let shown = Shown::One(Box::new(detail));
     match output {
         Output::Json => shown.print_json(),
-        Output::Text => emit!("{}", shown.text()),
+        Output::Text => emit!("{}", shown.text(Width::of_stdout())),
     }
 }

@@ -13,9 +13,9 @@ pub struct ReloadArgs {
     remote: Remote,
 }
 
-pub async fn run(args: ReloadArgs) -> Result<(), Failure> {
+pub async fn run(args: ReloadArgs, output: Output) -> Result<(), Failure> {
     let answer = args.remote.client()?.reload(args.force).await?;
-    match args.remote.output {
+    match output {
         Output::Json => print_json(&answer),
         Output::Text => emit!("{}", report_line(&answer.report)),
     }

@@ -8,12 +8,16 @@ use serde::Serialize;
 
 use super::Failure;
 use crate::client::Client;
+pub use crate::client::TOKEN_ENV;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
 }
+
+/// The variable older versions of the CLI read; still read when [`TOKEN_ENV`] is unset.
+pub const TOKEN_ENV_ALIAS: &str = "CANARY_PILOT_TOKEN";
 
 /// Where the admin API is and how to authenticate to it.
 #[derive(Debug, clap::Args)]
@@ -25,35 +29,45 @@ pub struct Remote {
         default_value = "http://127.0.0.1:9000"
     )]
     pub server: String,
-    /// File holding the admin bearer token (else CANARY_PILOT_TOKEN).
+    /// File holding the admin bearer token (else the environment's CANARY_PILOT_ADMIN_TOKEN,
+    /// or its older name CANARY_PILOT_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
 }
 
 impl Remote {
-    /// A client for `--server`, with the token from `--token-file` or `CANARY_PILOT_TOKEN`.
+    /// A client for `--server`, with the token from `--token-file`, `CANARY_PILOT_ADMIN_TOKEN`
+    /// or `CANARY_PILOT_TOKEN`, in that order.
     pub fn client(&self) -> Result<Client, Failure> {
-        let token = match &self.token_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        Failure::usage(anyhow::anyhow!(
-                            "cannot read --token-file {}: {e}",
-                            path.display()
-                        ))
-                    })?
-                    .trim()
-                    .to_string(),
-            ),
-            None => std::env::var("CANARY_PILOT_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+        let (token, from) = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(anyhow::anyhow!(
+                        "cannot read --token-file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                (
+                    Some(text.trim().to_string()),
+                    format!("--token-file {}", path.display()),
+                )
+            }
+            None => match env_token() {
+                Some((token, name)) => (Some(token), name.to_string()),
+                None => (None, String::new()),
+            },
         };
-        Ok(Client::new(&self.server, token))
+        Ok(Client::new(&self.server, token).token_from(&from))
     }
+}
+
+/// The token from the environment, and the variable it came from.
+fn env_token() -> Option<(String, &'static str)> {
+    [TOKEN_ENV, TOKEN_ENV_ALIAS].into_iter().find_map(|name| {
+        let t = std::env::var(name).ok()?;
+        let t = t.trim();
+        (!t.is_empty()).then(|| (t.to_string(), name))
+    })
 }
 
 /// Prints an answer as indented JSON, its keys in alphabetical order.

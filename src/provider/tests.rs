@@ -76,11 +76,11 @@ fn renders_role_named_services_and_pin_routers() {
     );
     assert_eq!(
         s["api-stable"]["loadBalancer"]["servers"][0]["url"],
-        "http://127.0.0.1:8081"
+        "http://127.0.0.1:8091"
     );
     assert_eq!(
         s["api-canary"]["loadBalancer"]["servers"][0]["url"],
-        "http://127.0.0.1:8082"
+        "http://127.0.0.1:8092"
     );
     assert_eq!(s["api"]["weighted"]["sticky"]["cookie"]["name"], "api_lb");
 
@@ -116,11 +116,11 @@ fn promotion_swap_renders_the_promoted_slot_as_stable() {
     let s = &d["http"]["services"];
     assert_eq!(
         s["api-stable"]["loadBalancer"]["servers"][0]["url"],
-        "http://127.0.0.1:8082"
+        "http://127.0.0.1:8092"
     );
     assert_eq!(
         s["api-canary"]["loadBalancer"]["servers"][0]["url"],
-        "http://127.0.0.1:8081"
+        "http://127.0.0.1:8091"
     );
     assert_eq!(s["api"]["weighted"]["services"][0]["weight"], 100);
 }
