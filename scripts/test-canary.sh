@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 url=${url:-http://127.0.0.1:80/}
-[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 100000 ] || usage_error "-n must be 1..100000"
+if ! [[ $n =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 100000 ]; then usage_error "-n must be 1..100000"; fi
 [[ $header == ?*:* ]] || usage_error "--header must be NAME:VALUE, got '$header'"
 command -v curl >/dev/null 2>&1 || { echo "$prog: curl is needed" >&2; exit 1; }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (scripts/setup.sh), then formatting, lints,
-# unit tests and end-to-end tests against a real Traefik (and Prometheus).
+# unit tests and end-to-end tests against a real Traefik (and Prometheus), the Swarm kit without
+# an engine (tests/kit.sh) and on a real one-node Docker Swarm (tests/swarm/run.sh), the demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +21,12 @@ cargo test --all-targets 2>&1
 
 echo "== Swarm kit: stack, Dockerfile, Traefik configs, release scripts"
 bash tests/kit.sh
+
+# A real single-node Swarm: the stage installs and starts the engine when none is there, stops
+# what it started, and fails (never skips) when no engine can be had. About 4 min; the cap only
+# keeps a hung engine from holding CI.
+echo "== Swarm kit on a real Docker Swarm (tests/swarm/run.sh)"
+timeout -k 30 900 bash tests/swarm/run.sh
 
 if [ -f prometheus/check.sh ]; then
   echo "== Prometheus config and rules (promtool)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Tests of the Docker Swarm kit: swarm/stack.yml (through `docker stack config`), the Swarm
-# canary-pilot.toml, the Traefik static configs (run for real on 127.0.0.1, the Swarm one through
-# the stack's own entrypoint wrapper), the Dockerfile's shape, and scripts/*-canary.sh against a
-# real `canary-pilot serve` (the docker side of deploy-canary.sh with --dry-run and a stub).
+# Tests of the Docker Swarm kit that need no Docker engine: swarm/stack.yml (through `docker stack
+# config`), the Swarm canary-pilot.toml, the Traefik static configs (run for real on 127.0.0.1,
+# the Swarm one through the stack's own entrypoint wrapper), the Dockerfile's shape, and
+# scripts/*-canary.sh and scripts/deploy-stack.sh against a real `canary-pilot serve` (their docker
+# side with --dry-run and a stub). The same kit on a real Swarm: tests/swarm/run.sh.
 #
 #   tests/kit.sh      from anywhere; needs the docker client (no engine), curl, python3,
 #                     target/debug/canary-pilot (or $CANARY_PILOT) and Traefik
@@ -98,13 +99,27 @@ print("" if v is None else v)
 
 # --- swarm/stack.yml ----------------------------------------------------------------------------
 echo "# swarm/stack.yml"
-run "docker stack config -c swarm/stack.yml" 0 docker stack config -c swarm/stack.yml
+# The stack's variables, as a user starts: none set.
+unset API_IMAGE API_BLUE_IMAGE API_BLUE_ENV API_GREEN_IMAGE API_GREEN_ENV CANARY_PILOT_IMAGE TRAEFIK_IMAGE \
+  PROMETHEUS_IMAGE GRAFANA_IMAGE CONFIG_VERSION TRAEFIK_WEB_PORT TRAEFIK_API_PORT CANARY_PILOT_PORT \
+  PROMETHEUS_PORT GRAFANA_PORT
+# What the slots run is the release's: the stack takes it from scripts/deploy-stack.sh, and a
+# bare deploy without it is refused.
+slot_env=(API_BLUE_IMAGE=registry.example/api:v1 API_BLUE_ENV="$root/swarm/api.env"
+  API_GREEN_IMAGE=registry.example/api:v2 API_GREEN_ENV="$root/swarm/api.env")
+run "docker stack config -c swarm/stack.yml, with the slot variables" 0 env "${slot_env[@]}" docker stack config -c swarm/stack.yml
 cp "$out" "$tmp/stack.out"
-# svc NAME: that service's block in the normalised stack.
+run "without the slot variables the stack is refused" 1 docker stack config -c swarm/stack.yml
+has "the refusal names a slot variable" 'required variable API_(BLUE|GREEN)_(IMAGE|ENV) is missing a value'
+has "and says where to read on" 'swarm/README.md'
+run "the test override merges" 0 env "${slot_env[@]}" TRAEFIK_WEB_PORT=1 TRAEFIK_API_PORT=2 CANARY_PILOT_PORT=3 \
+  PROMETHEUS_PORT=4 GRAFANA_PORT=5 docker stack config -c swarm/stack.yml -c tests/swarm/override.yml
+cp "$out" "$tmp/override.out"
+# svc NAME [FILE]: that service's block in the normalised stack (or in FILE).
 svc() {
-  awk -v s="  $1:" '$0 == s { on = 1; next } on && /^([^ ]|  [^ ])/ { exit } on { print }' \
-    "$tmp/stack.out" >"$tmp/svc-$1"
-  echo "$tmp/svc-$1"
+  local from=${2:-$tmp/stack.out} to=$tmp/svc-$1${2:+-$(basename "$2")}
+  awk -v s="  $1:" '$0 == s { on = 1; next } on && /^([^ ]|  [^ ])/ { exit } on { print }' "$from" >"$to"
+  echo "$to"
 }
 for s in traefik canary-pilot prometheus grafana api-blue api-green; do
   has "stack has service $s" "^  $s:\$" "$tmp/stack.out"
@@ -117,9 +132,26 @@ for s in api-blue api-green; do
   has "$s: update order start-first" '^        order: start-first$' "$f"
   has "$s: health check on /_health" '/_health$' "$f"
 done
+has "api-blue runs \$API_BLUE_IMAGE" '^    image: registry\.example/api:v1$' "$(svc api-blue)"
+has "api-green runs \$API_GREEN_IMAGE" '^    image: registry\.example/api:v2$' "$(svc api-green)"
+has "api-green's environment is the file \$API_GREEN_ENV" "^      - $root/swarm/api.env\$" "$(svc api-green)"
+has "swarm/api.env starts a new slot at v1" '^APP_VERSION=v1$' swarm/api.env
+# tests/swarm/override.yml: only what a kernel without IPVS and a machine without a registry need.
+for s in traefik canary-pilot prometheus grafana api-blue api-green; do
+  has "override: $s resolves by DNS round robin" '^      endpoint_mode: dnsrr$' "$(svc "$s" "$tmp/override.out")"
+done
+f=$(svc traefik "$tmp/override.out")
+has "override: Traefik's web port in host mode on \$TRAEFIK_WEB_PORT" '^        published: 1$' "$f"
+eq "override: no ingress port left" "$(grep -c 'mode: ingress' "$tmp/override.out" || true)" 0
+has "override: Traefik updates stop-first (one host port)" '^        order: stop-first$' "$f"
+has "override: Grafana left out (0 replicas)" '^      replicas: 0$' "$(svc grafana "$tmp/override.out")"
+has "override: the slots' health check is the stack's" 'http://127.0.0.1:8080/_health$' "$(svc api-blue "$tmp/override.out")"
+eq "override: the slots' health check test is not doubled" "$(grep -c '_health$' "$(svc api-blue "$tmp/override.out")")" 1
 f=$(svc canary-pilot)
 has "canary-pilot: 1 replica" '^      replicas: 1$' "$f"
-has "canary-pilot: on a manager" 'node.role == manager' "$f"
+has "canary-pilot: only on the node labelled canary-pilot=true" '^          - node.labels.canary-pilot == true$' "$f"
+has "canary-pilot: its health check is readiness" 'http://127.0.0.1:9000/readyz$' "$f"
+has "canary-pilot: JSON logs" '^      - --log-format$' "$f"
 has "canary-pilot: stop-first updates (one state writer)" '^        order: stop-first$' "$f"
 has "canary-pilot: state volume" 'target: /var/lib/canary-pilot$' "$f"
 has "canary-pilot: config mounted" 'target: /etc/canary-pilot/canary-pilot.toml$' "$f"
@@ -157,7 +189,7 @@ if wait_http "http://127.0.0.1:$slot_port/_health" 10; then pass "the slot's /_h
 run "the slot answers with APP_VERSION" 0 curl -fsS -D - -o /dev/null "http://127.0.0.1:$slot_port/"
 has "X-Version: v9" '^[Xx]-[Vv]ersion: v9'
 stop "$slot_pid"
-run "CONFIG_VERSION=2 renames the configs" 0 env CONFIG_VERSION=2 docker stack config -c swarm/stack.yml
+run "CONFIG_VERSION=2 renames the configs" 0 env "${slot_env[@]}" CONFIG_VERSION=2 docker stack config -c swarm/stack.yml
 has "config names carry CONFIG_VERSION" 'name: canary_pilot_toml_2$'
 
 # --- the files the stack mounts agree with it ---------------------------------------------------
@@ -201,6 +233,7 @@ has "runs as a non-root user" '^USER [1-9][0-9]*' Dockerfile
 has "exposes 9000" '^EXPOSE 9000$' Dockerfile
 has "entrypoint is canary-pilot" '^ENTRYPOINT \["canary-pilot"\]$' Dockerfile
 has "serves the mounted config by default" '^CMD \["serve", "--config", "/etc/canary-pilot/canary-pilot.toml"\]$' Dockerfile
+has "its health check is readiness" '^  CMD \["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9000/readyz"\]$' Dockerfile
 has ".dockerignore keeps the context to the sources" '^\*$' .dockerignore
 for keep in Cargo.toml Cargo.lock src/; do has ".dockerignore lets $keep in" "^!$keep\$" .dockerignore; done
 
@@ -289,7 +322,10 @@ has "stack's traefik wrapper execs traefik with the rendered config" '^exec trae
 sed -i -e "s#/run/secrets/canary_provider_token#$tmp/provider_token#g" \
   -e "s#/etc/traefik/traefik.yml.tmpl#$tmp/traefik-swarm.tmpl#g" \
   -e "s#/tmp/traefik.yml#$tmp/traefik-swarm.yml#g" \
-  -e "s#^exec traefik #exec $traefik #" "$tmp/wrapper.sh"
+  -e "s#^exec traefik #exec $traefik #" \
+  -e "s#timeout 2 wget -q -O /dev/null http://canary-pilot:9000/readyz#curl -fs -o /dev/null --max-time 2 http://127.0.0.1:$p2/readyz#" \
+  "$tmp/wrapper.sh"
+has "the wrapper waits for canary-pilot's readiness first" 'curl -fs -o /dev/null --max-time 2 http://127.0.0.1:[0-9]*/readyz' "$tmp/wrapper.sh"
 printf 'two words\n' >"$tmp/bad_token"
 sed "s#$tmp/provider_token#$tmp/bad_token#g; s#$tmp/traefik-swarm.yml#$tmp/traefik-bad.yml#g" "$tmp/wrapper.sh" >"$tmp/wrapper-bad.sh"
 run "wrapper refuses a token that is not one plain word" 1 timeout 10 sh "$tmp/wrapper-bad.sh"
@@ -336,7 +372,7 @@ stop "$swarm_pid"
 
 # --- scripts ------------------------------------------------------------------------------------
 echo "# scripts"
-for s in deploy-canary test-canary promote-canary rollback-canary; do
+for s in deploy-canary test-canary promote-canary rollback-canary deploy-stack; do
   run "$s.sh --help exits 0" 0 "scripts/$s.sh" --help
   has "$s.sh --help prints usage" "^Usage: $s.sh"
   run "$s.sh --bogus exits 2" 2 "scripts/$s.sh" --bogus
@@ -390,18 +426,45 @@ has "the idle slot is now blue (prod_api-blue)" '^dry-run: docker service update
 eq "release v4 progressing" "$(state phase)/$(state canary.version)" progressing/v4
 "$bin" abort api >/dev/null
 
-# The docker side of deploy-canary.sh, against a stub docker on PATH.
+# The docker side of the release scripts, against a stub docker on PATH (the real engine:
+# tests/swarm/run.sh).
 mkdir "$tmp/fakebin"
 cat >"$tmp/fakebin/docker" <<'EOF'
 #!/usr/bin/env bash
 echo "docker $*" >>"$FAKE_DOCKER_LOG"
-case "$1 $2 ${FAKE_DOCKER_MODE:-ok}" in
-  "service inspect missing") exit 1 ;;
-  "service inspect rollback") [ "$3" = --format ] && echo rollback_completed; exit 0 ;;
-  "service inspect "*) [ "$3" = --format ] && echo completed; exit 0 ;;
-  "service update hang") exec sleep 30 ;;
-  "service update fail") echo "update paused due to failure" >&2; exit 1 ;;
-  "service update "*) echo "verify: Service converged"; exit 0 ;;
+mode=${FAKE_DOCKER_MODE:-ok}
+case "$1 $2" in
+  "service inspect")
+    [ "$mode" != missing ] || exit 1
+    [ "$3" = --format ] || exit 0
+    case $4 in
+      *UpdateStatus.State*)
+        case $mode in rollback) echo rollback_completed ;; monitor) echo updating ;; *) echo completed ;; esac ;;
+      *UpdateStatus.Message*) echo "update rolled back due to failure" ;;
+      *Replicated.Replicas*)
+        if [ "$mode" = zero ]; then case $5 in *-blue) echo 0 ;; *) echo 3 ;; esac; else echo 2; fi ;;
+      *ContainerSpec*)
+        case "$mode $5" in
+          "stack-kept canary_api-green") echo '{"Image":"reg/api:v2@sha256:abc","Env":["APP_VERSION=v2","APP_ERROR_RATE=0"]}' ;;
+          *) exit 1 ;;
+        esac ;;
+    esac
+    exit 0 ;;
+  "service update")
+    case $mode in
+      hang) exec sleep 30 ;;
+      fail) echo "update paused due to failure" >&2; exit 1 ;;
+    esac
+    echo "verify: Service converged"; exit 0 ;;
+  "service ls") echo "${4#name=} 2/2"; exit 0 ;;
+  "service scale") exit 0 ;;
+  "node ls")
+    case $mode in nolabel) ;; twolabels) echo n1; echo n2 ;; *) echo n1 ;; esac
+    exit 0 ;;
+  "stack deploy")
+    for v in API_BLUE_IMAGE API_BLUE_ENV API_GREEN_IMAGE API_GREEN_ENV; do echo "env $v=${!v:-}" >>"$FAKE_DOCKER_LOG"; done
+    sed 's/^/green-env /' "$API_GREEN_ENV" >>"$FAKE_DOCKER_LOG"
+    exit 0 ;;
 esac
 exit 3
 EOF
@@ -416,6 +479,7 @@ eq "release v5 progressing" "$(state phase)/$(state canary.version)" progressing
 "$bin" abort api >/dev/null
 run "an update that rolled back fails the deploy" 1 fake rollback scripts/deploy-canary.sh api api:v6
 has "it says the update's state" "rollback_completed"
+has "and Swarm's message" "update rolled back due to failure"
 eq "release not started" "$(state phase)" rolled_back
 run "a failed update fails the deploy" 1 fake fail scripts/deploy-canary.sh api api:v6
 eq "release not started" "$(state phase)" rolled_back
@@ -424,8 +488,47 @@ run "an update past --timeout fails the deploy" 1 fake hang scripts/deploy-canar
 has "it says it did not converge" 'did not converge within 1s'
 if [ "$SECONDS" -lt 10 ]; then pass "the wait is bounded"; else fail "the wait is bounded (${SECONDS}s)"; fi
 eq "release not started" "$(state phase)" rolled_back
+SECONDS=0
+run "an update Swarm still monitors past --timeout fails the deploy" 1 fake monitor scripts/deploy-canary.sh api api:v6 --timeout 2
+has "it says Swarm still calls it updating" "still 'updating' after 2s"
+if [ "$SECONDS" -lt 10 ]; then pass "the wait for 'completed' is bounded"; else fail "the wait for 'completed' is bounded (${SECONDS}s)"; fi
+eq "release not started" "$(state phase)" rolled_back
 run "a missing service fails the deploy" 1 fake missing scripts/deploy-canary.sh api api:v6 --stack nope
 has "it names the service" 'no service nope_api-blue'
+: >"$FAKE_DOCKER_LOG"
+run "deploy-canary.sh on a slot scaled to 0" 0 fake zero scripts/deploy-canary.sh api api:v7 -- --env-add APP_VERSION=v7
+has "it scales the slot back to stable's replicas" '^docker service update --detach=false --with-registry-auth --image api:v7 --replicas 3 --env-add APP_VERSION=v7 canary_api-blue$' "$FAKE_DOCKER_LOG"
+: >"$FAKE_DOCKER_LOG"
+run "rollback-canary.sh --scale-down" 0 fake ok scripts/rollback-canary.sh api --scale-down --reason "kit scales down"
+has "it scales the canary slot to 0" '^docker service scale --detach=false canary_api-blue=0$' "$FAKE_DOCKER_LOG"
+eq "phase rolled_back, canary at 0" "$(state phase) $(state weights.canary)" "rolled_back 0"
+run "rollback-canary.sh --scale-down on a release rolled back already" 0 fake ok scripts/rollback-canary.sh api --scale-down
+has "it says so" 'rolled back already'
+run "without --scale-down there is nothing to roll back" 1 fake ok scripts/rollback-canary.sh api
+
+echo "# scripts/deploy-stack.sh"
+: >"$FAKE_DOCKER_LOG"
+run "first deploy: new slots" 0 fake stack-new scripts/deploy-stack.sh -c tests/swarm/override.yml -- --resolve-image never
+has "api-blue is new" '^api-blue: new slot, canary-pilot:latest with .*/swarm/api.env$'
+has "docker stack deploy of both files" "^docker stack deploy -c $root/swarm/stack.yml -c tests/swarm/override.yml --resolve-image never canary\$" "$FAKE_DOCKER_LOG"
+has "new slots get the default image" '^env API_BLUE_IMAGE=canary-pilot:latest$' "$FAKE_DOCKER_LOG"
+has "and swarm/api.env" "^env API_GREEN_ENV=$root/swarm/api.env\$" "$FAKE_DOCKER_LOG"
+: >"$FAKE_DOCKER_LOG"
+run "API_IMAGE picks the image of new slots" 0 fake stack-new env API_IMAGE=reg/api:v1 scripts/deploy-stack.sh
+has "API_IMAGE for api-blue" '^env API_BLUE_IMAGE=reg/api:v1$' "$FAKE_DOCKER_LOG"
+: >"$FAKE_DOCKER_LOG"
+run "redeploy: an existing slot keeps its image and environment" 0 fake stack-kept scripts/deploy-stack.sh --stack canary
+has "api-green keeps what it runs" '^api-green: keeps reg/api:v2@sha256:abc \(APP_VERSION=v2 APP_ERROR_RATE=0\)$'
+has "API_GREEN_IMAGE is what runs" '^env API_GREEN_IMAGE=reg/api:v2@sha256:abc$' "$FAKE_DOCKER_LOG"
+has "its environment is passed back" '^green-env APP_ERROR_RATE=0$' "$FAKE_DOCKER_LOG"
+run "a different image for an existing slot is refused" 1 fake stack-kept env API_GREEN_IMAGE=reg/api:v1 scripts/deploy-stack.sh
+has "the refusal points to deploy-canary.sh" 'release a new image with scripts/deploy-canary.sh'
+run "no labelled node: refused" 1 fake nolabel scripts/deploy-stack.sh
+has "it says how to label" 'docker node update --label-add canary-pilot=true'
+run "two labelled nodes: refused" 1 fake twolabels scripts/deploy-stack.sh
+run "--dry-run deploys nothing" 0 fake stack-new scripts/deploy-stack.sh --dry-run
+has "it prints the command" '^dry-run: env API_BLUE_IMAGE=canary-pilot:latest .* docker stack deploy -c '
+run "a missing config is refused" 1 fake ok scripts/deploy-stack.sh --config /nonexistent.toml
 
 echo "kit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
