@@ -151,7 +151,7 @@ pub enum ReloadError {
     #[error(transparent)]
     Refused(#[from] ReloadRefusal),
     #[error("the reload was not applied because the state could not be persisted: {0}")]
-    Persist(#[source] StoreError),
+    Persist(StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +161,7 @@ pub enum ControlError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("the change was not applied because it could not be persisted: {0}")]
-    Persist(#[source] Arc<StoreError>),
+    Persist(Arc<StoreError>),
 }
 
 #[derive(Default)]

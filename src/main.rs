@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            eprintln!("error: {}", cli::error_text(&failure.error));
             ExitCode::from(failure.code)
         }
     }

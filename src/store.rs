@@ -39,14 +39,14 @@ pub struct StateFile {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "state file {path} cannot be read: {source}. canary-pilot will not start without it, so \
+        "state file {path} cannot be read: {cause}. canary-pilot will not start without it, so \
          that traffic is not moved; fix its permissions, or move it away to start every app on its \
          initial slot"
     )]
     Unreadable {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Part of the message, so not also a `source`: a chain prints it once.
+        cause: std::io::Error,
     },
     #[error(
         "state file {path} is corrupt: {detail}. canary-pilot will not start with it, so that \
@@ -54,11 +54,11 @@ pub enum StoreError {
          its initial_stable slot, move it away: mv {path} {path}.bad"
     )]
     Corrupt { path: PathBuf, detail: String },
-    #[error("cannot write state file {path}: {source}")]
+    #[error("cannot write state file {path}: {cause}")]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Part of the message, so not also a `source`.
+        cause: std::io::Error,
     },
 }
 
@@ -169,17 +169,17 @@ impl Store for FileStore {
         match fs::read(&self.path) {
             Ok(bytes) => parse_state(&self.path, &bytes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Unreadable {
+            Err(cause) => Err(StoreError::Unreadable {
                 path: self.path.clone(),
-                source,
+                cause,
             }),
         }
     }
 
     fn save(&self, state: &StateFile) -> Result<(), StoreError> {
-        let write_err = |source| StoreError::Write {
+        let write_err = |cause| StoreError::Write {
             path: self.path.clone(),
-            source,
+            cause,
         };
         let mut bytes = serde_json::to_vec_pretty(state).expect("state always serializes");
         bytes.push(b'\n');
@@ -254,7 +254,7 @@ impl Store for MemStore {
         if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Write {
                 path: "memory".into(),
-                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only"),
+                cause: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only"),
             });
         }
         *self.state.lock().expect("poisoned") = Some(state.clone());

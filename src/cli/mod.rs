@@ -85,6 +85,19 @@ pub enum Command {
 }
 
 /// A failure with the exit code it maps to.
+/// An error and its causes, each said once: a cause whose text the message already holds (most
+/// of our errors name their cause) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
@@ -129,5 +142,27 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reload(args) => reload::run(args, output).await,
         Command::DemoTraffic(args) => demo::traffic(args).await,
         Command::DemoBackend(args) => demo::backend(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let named = anyhow::Error::new(crate::store::StoreError::Write {
+            path: "s.json".into(),
+            cause: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            super::error_text(&named),
+            "cannot start: cannot write state file s.json: permission denied"
+        );
+        let bare: anyhow::Result<()> = Err(std::io::Error::other("disk full").into());
+        let wrapped = bare.context("cannot save").unwrap_err();
+        assert_eq!(super::error_text(&wrapped), "cannot save: disk full");
     }
 }
