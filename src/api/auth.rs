@@ -11,8 +11,11 @@ pub fn require(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(), Api
     let Some(expected) = expected else {
         return Ok(());
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
+    // Two headers are refused, not resolved: which one counts would depend on who added it.
+    let mut sent = headers.get_all(header::AUTHORIZATION).iter();
+    let (first, second) = (sent.next(), sent.next());
+    let presented = first
+        .filter(|_| second.is_none())
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
@@ -59,5 +62,18 @@ mod tests {
         // A length difference that is a multiple of 256 is still a difference.
         let long = "x".repeat(256);
         assert!(!constant_time_eq(long.as_bytes(), b""));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_even_if_one_is_right() {
+        let token = Secret::new("s3cret".to_string());
+        let mut headers = HeaderMap::new();
+        headers.append(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(require(Some(&token), &headers).is_ok());
+        headers.append(header::AUTHORIZATION, "Bearer other".parse().unwrap());
+        assert!(matches!(
+            require(Some(&token), &headers),
+            Err(ApiError::Unauthorized)
+        ));
     }
 }

@@ -19,7 +19,7 @@ pub enum ApiError {
     /// `/readyz` while the state cannot be written.
     #[error("state cannot be persisted, so no weight can change: {0}")]
     NotReady(String),
-    #[error("this endpoint needs Authorization: Bearer <token>")]
+    #[error("this endpoint needs one Authorization: Bearer <token> header")]
     Unauthorized,
     #[error("the bearer token is not valid")]
     Forbidden,
@@ -129,7 +129,9 @@ impl From<ControlError> for ApiError {
             ControlError::Refused(r @ Refusal::WeightOutOfRange(_)) => {
                 ApiError::InvalidWeight(r.to_string())
             }
-            ControlError::Refused(r @ Refusal::BadVersion) => ApiError::InvalidField(r.to_string()),
+            ControlError::Refused(r @ (Refusal::BadVersion | Refusal::ReasonTooLong(_))) => {
+                ApiError::InvalidField(r.to_string())
+            }
             ControlError::Refused(
                 r @ (Refusal::Busy { .. }
                 | Refusal::NotActive(_)

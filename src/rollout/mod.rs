@@ -164,8 +164,13 @@ pub enum Refusal {
     NotActive(&'static str),
     #[error("the release is not paused (phase {0})")]
     NotPaused(&'static str),
-    #[error("the version label must be 1-128 printable characters")]
+    #[error(
+        "the version label must be 1-128 printable characters, without bidirectional or \
+         invisible formatting characters"
+    )]
     BadVersion,
+    #[error("a reason is at most {MAX_REASON} characters (this one has {0})")]
+    ReasonTooLong(usize),
     #[error(
         "the canary slot holds the rolled-back release {0}; start a new release to send it traffic \
          (the pin header still reaches it)"
@@ -227,8 +232,24 @@ impl AppState {
     }
 }
 
+/// The longest reason an operator may give: every state write and event carries it.
+pub const MAX_REASON: usize = 1000;
+
+/// A label as it prints: no control characters, and none of the formatting characters that
+/// make text look other than it is (bidirectional overrides and isolates, zero-width ones).
 fn valid_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.chars().all(|c| !c.is_control())
+    !v.is_empty() && v.len() <= 128 && v.chars().all(|c| !c.is_control() && !invisible(c))
+}
+
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space, joiners, direction marks
+        | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidirectional isolates
+        | '\u{FEFF}' // zero-width no-break space
+        | '\u{00AD}' // soft hyphen
+    )
 }
 
 type Outcome = Result<Option<Transition>, Refusal>;
@@ -310,6 +331,12 @@ impl Ctx<'_> {
 pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome {
     let cx = Ctx { app, s, now_ms };
     let mut next = cx.next();
+    if let Input::Pause { reason } | Input::Abort { reason } = &input {
+        let chars = reason.chars().count();
+        if chars > MAX_REASON {
+            return Err(Refusal::ReasonTooLong(chars));
+        }
+    }
     match input {
         Input::Start { version } => {
             if !valid_version(&version) {

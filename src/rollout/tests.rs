@@ -111,6 +111,65 @@ fn start_is_refused_while_a_release_is_active_and_allowed_after_one_ended() {
 }
 
 #[test]
+fn a_version_label_that_does_not_print_as_it_reads_is_refused() {
+    // "v2" shown, "2v" stored: a right-to-left override; and a zero-width space.
+    for version in ["\u{202E}2v", "v\u{200B}2", "v2\u{2066}", "\u{FEFF}v2"] {
+        let bad = step(
+            &app(),
+            &AppState::test(),
+            Input::Start {
+                version: version.into(),
+            },
+            1,
+        );
+        assert_eq!(bad, Err(Refusal::BadVersion), "{version:?}");
+    }
+    let ok = step(
+        &app(),
+        &AppState::test(),
+        Input::Start {
+            version: "v2-été-版本".into(),
+        },
+        1,
+    );
+    assert!(ok.is_ok(), "letters of any script are fine: {ok:?}");
+}
+
+#[test]
+fn a_pause_or_abort_reason_is_capped() {
+    let s = apply(
+        &AppState::test(),
+        Input::Start {
+            version: "v2".into(),
+        },
+    );
+    let s = s.state;
+    let long = "x".repeat(MAX_REASON + 1);
+    for input in [
+        Input::Pause {
+            reason: long.clone(),
+        },
+        Input::Abort {
+            reason: long.clone(),
+        },
+    ] {
+        assert_eq!(
+            step(&app(), &s, input, 2),
+            Err(Refusal::ReasonTooLong(MAX_REASON + 1))
+        );
+    }
+    let at_cap = step(
+        &app(),
+        &s,
+        Input::Pause {
+            reason: "é".repeat(MAX_REASON),
+        },
+        2,
+    );
+    assert_eq!(at_cap.unwrap().unwrap().state.phase, Phase::Paused);
+}
+
+#[test]
 fn passes_walk_every_step_then_promote_and_swap_roles() {
     let mut s = apply(
         &AppState::test(),
