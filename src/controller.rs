@@ -564,9 +564,9 @@ impl Controller {
         if new.metrics != old.metrics {
             live.source = Some(analysis::configured_source(&new.metrics));
         }
-        if self.hooks.is_some() {
-            // The old notifiers deliver what they have queued, then stop.
-            live.notifiers = Arc::new(Notifiers::start(
+        if self.hooks.is_some() && new.notifiers != old.notifiers {
+            // Unchanged notifiers keep their queues; changed and removed ones stop.
+            live.notifiers = Arc::new(live.notifiers.restart(
                 &new.notifiers,
                 self.metrics.clone(),
                 self.failures_tx.clone(),

@@ -164,9 +164,22 @@ pub async fn post_with_retries(
     Err(last_error)
 }
 
+#[derive(Clone)]
 struct Worker {
     config: Arc<NotifierConfig>,
     tx: mpsc::Sender<Event>,
+    /// Shared by every `Notifiers` that keeps this worker; the last one dropped stops it, a
+    /// delivery under way included.
+    _task: Arc<Task>,
+}
+
+/// A delivery task that is aborted when dropped.
+struct Task(tokio::task::AbortHandle);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Every configured notifier, each with its queue and delivery task.
@@ -184,14 +197,29 @@ impl Notifiers {
         metrics: Arc<Metrics>,
         failures: Option<mpsc::Sender<Event>>,
     ) -> Notifiers {
+        Notifiers::default().restart(configs, metrics, failures)
+    }
+
+    /// The notifiers of `configs`: a notifier whose config is unchanged keeps its worker and
+    /// queue; the workers of changed and removed ones stop once `self` is dropped, deliveries
+    /// under way included, so reloads never pile up workers.
+    pub fn restart(
+        &self,
+        configs: &[NotifierConfig],
+        metrics: Arc<Metrics>,
+        failures: Option<mpsc::Sender<Event>>,
+    ) -> Notifiers {
         let http = reqwest::Client::new();
         let workers = configs
             .iter()
             .map(|c| {
+                if let Some(kept) = self.workers.iter().find(|w| *w.config == *c) {
+                    return kept.clone();
+                }
                 let config = Arc::new(c.clone());
                 let (tx, mut rx) = mpsc::channel::<Event>(c.queue);
                 let (cfg, http, metrics, failures) = (config.clone(), http.clone(), metrics.clone(), failures.clone());
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     while let Some(ev) = rx.recv().await {
                         let delivery = delivery_for(&cfg, &ev);
                         if let Err(e) = post_with_retries(&http, cfg.url.expose(), &delivery, cfg.timeout, cfg.retries, &metrics, &cfg.name).await {
@@ -214,7 +242,11 @@ impl Notifiers {
                         }
                     }
                 });
-                Worker { config, tx }
+                Worker {
+                    config,
+                    tx,
+                    _task: Arc::new(Task(task.abort_handle())),
+                }
             })
             .collect();
         Notifiers { workers, metrics }

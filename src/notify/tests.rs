@@ -203,3 +203,67 @@ async fn notify_filters_by_kind_and_drops_when_the_queue_is_full() {
     let text = metrics.render();
     assert!(text.contains("result=\"dropped\""), "{text}");
 }
+
+#[tokio::test]
+async fn a_restart_keeps_unchanged_notifiers_and_stops_the_others_even_mid_delivery() {
+    use tokio::io::AsyncReadExt;
+    // A receiver that reads requests and never answers: every delivery hangs for its timeout.
+    // `open` counts the connections the notifiers hold open.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    let _hold = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+                counter.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let cfg = |name: &str| NotifierConfig {
+        name: name.into(),
+        kind: NotifierKind::Generic,
+        url: Secret::new(url.clone()),
+        secret: None,
+        events: vec![],
+        template: None,
+        timeout: Duration::from_secs(60),
+        retries: 0,
+        queue: 10,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    let first = Notifiers::start(&[cfg("ops"), cfg("audit")], metrics.clone(), None);
+    first.notify(&event(EventKind::Started));
+    settle().await;
+    assert_eq!(open.load(Ordering::SeqCst), 2, "both deliveries hang");
+
+    // The same configs: the same two workers, their deliveries still under way.
+    let same = first.restart(&[cfg("ops"), cfg("audit")], metrics.clone(), None);
+    drop(first);
+    settle().await;
+    assert_eq!(open.load(Ordering::SeqCst), 2);
+
+    // "audit" removed, "pager" added: audit's hanging delivery stops with the old set.
+    let next = same.restart(&[cfg("ops"), cfg("pager")], metrics.clone(), None);
+    settle().await;
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        2,
+        "the old set runs until dropped"
+    );
+    drop(same);
+    settle().await;
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "only ops is still delivering"
+    );
+    drop(next);
+    settle().await;
+    assert_eq!(open.load(Ordering::SeqCst), 0);
+}
