@@ -22,6 +22,7 @@ use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
 use crate::provider;
 use crate::rollout::{self, AppState, Event, EventKind, Gate, Input, Phase, Refusal};
 use crate::store::{StateFile, Store, StoreError, STATE_FORMAT};
+use crate::traefik_api;
 use tokio::sync::mpsc;
 
 /// Events kept in the state file; older ones are dropped.
@@ -224,7 +225,30 @@ pub struct Controller {
     gates_asked: Mutex<BTreeSet<String>>,
     /// Where the windows' monotonic time starts.
     origin: Instant,
+    /// The read-back of Traefik's API (`[traefik] api_url`).
+    traefik: Mutex<TraefikReadBack>,
 }
+
+/// What Traefik's API showed at the last read-back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraefikCheck {
+    pub checked_at_ms: Option<u64>,
+    /// Why the API could not be read, if it could not.
+    pub error: Option<String>,
+    /// Generated objects Traefik does not show enabled (missing ones only after a grace).
+    pub findings: Vec<traefik_api::Finding>,
+}
+
+#[derive(Default)]
+struct TraefikReadBack {
+    last: TraefikCheck,
+    /// Since when (monotonic ms) each missing object has been missing.
+    missing_since: BTreeMap<String, u64>,
+}
+
+/// How long a generated object may be missing from Traefik before it counts: Traefik loads a
+/// new document only at its next poll, and applies at most one every 2 s.
+const MISSING_GRACE: Duration = Duration::from_secs(30);
 
 impl Controller {
     /// Loads the stored state, adds an initial state for apps seen for the first time, and
@@ -299,6 +323,7 @@ impl Controller {
             failures_tx,
             failures_rx: Mutex::new(failures_rx),
             gates_http: reqwest::Client::new(),
+            traefik: Mutex::new(TraefikReadBack::default()),
             live: RwLock::new(Live {
                 source,
                 notifiers: Arc::new(notifiers),
@@ -832,6 +857,79 @@ impl Controller {
 
     /// The analysis loop: ticks until `shutdown` resolves, and records failed hooks and
     /// notifications as they come back from their delivery workers.
+    /// The last read-back of Traefik's API.
+    pub fn traefik_check(&self) -> TraefikCheck {
+        self.traefik.lock().expect("poisoned").last.clone()
+    }
+
+    /// Reads Traefik's runtime back and records which generated objects it does not show
+    /// enabled; nothing when `[traefik] api_url` is unset. Never changes a weight.
+    pub async fn check_traefik(&self) {
+        let config = self.config();
+        let Some(url) = config.traefik.api_url.clone() else {
+            *self.traefik.lock().expect("poisoned") = TraefikReadBack::default();
+            return;
+        };
+        let timeout = config.traefik.check_interval.min(Duration::from_secs(5));
+        let read = traefik_api::fetch(&self.gates_http, &url, timeout).await;
+        let now = self.clock.now_ms();
+        let mono = self.mono(Instant::now()).as_millis() as u64;
+        let grace = MISSING_GRACE
+            .max(config.traefik.check_interval * 3)
+            .as_millis() as u64;
+        let mut t = self.traefik.lock().expect("poisoned");
+        match read {
+            Err(error) => {
+                tracing::warn!(%error, "Traefik's API not read back");
+                t.last.checked_at_ms = Some(now);
+                t.last.error = Some(error);
+                self.metrics.observe_traefik_check(None);
+            }
+            Ok(runtime) => {
+                let all = traefik_api::findings(&config, &runtime);
+                let missing: BTreeSet<&str> = all
+                    .iter()
+                    .filter(|f| f.status == "missing")
+                    .map(|f| f.name.as_str())
+                    .collect();
+                t.missing_since
+                    .retain(|name, _| missing.contains(name.as_str()));
+                for name in &missing {
+                    t.missing_since.entry(name.to_string()).or_insert(mono);
+                }
+                let since = t.missing_since.clone();
+                let findings: Vec<_> = all
+                    .into_iter()
+                    .filter(|f| f.status != "missing" || mono - since[&f.name] >= grace)
+                    .collect();
+                if findings != t.last.findings {
+                    for f in &findings {
+                        tracing::warn!(app = %f.app, object = %f.name, status = %f.status, errors = ?f.errors, "Traefik does not serve a generated object");
+                    }
+                }
+                let mut counts: BTreeMap<String, i64> =
+                    config.apps.keys().map(|a| (a.clone(), 0)).collect();
+                for f in &findings {
+                    *counts.entry(f.app.clone()).or_default() += 1;
+                }
+                self.metrics.observe_traefik_check(Some(&counts));
+                t.last = TraefikCheck {
+                    checked_at_ms: Some(now),
+                    error: None,
+                    findings,
+                };
+            }
+        }
+    }
+
+    /// Runs [`Controller::check_traefik`] every `[traefik] check_interval`, for ever.
+    pub async fn run_traefik_check(self: Arc<Self>) {
+        loop {
+            self.check_traefik().await;
+            tokio::time::sleep(self.config().traefik.check_interval).await;
+        }
+    }
+
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let mut period = self.tick_period();
         let mut ticker = tokio::time::interval(period);
@@ -975,6 +1073,9 @@ fn changed_settings(old: &Config, new: &Config) -> Vec<String> {
     }
     if old.notifiers != new.notifiers {
         changed.push("notifiers".to_string());
+    }
+    if old.traefik != new.traefik {
+        changed.push("traefik".to_string());
     }
     changed
 }

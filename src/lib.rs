@@ -25,3 +25,4 @@ pub mod server;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+pub mod traefik_api;

@@ -1,6 +1,7 @@
 //! canary-pilot's own metrics, served at `GET /metrics` in the Prometheus text format. Every
 //! name is prefixed `canary_pilot_`; docs/monitoring.md lists them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -119,6 +120,8 @@ pub struct Metrics {
     notifications: Family<NotificationLabels, Counter>,
     tick_duration: Histogram,
     source_errors: Family<SourceErrorLabels, Counter>,
+    traefik_rejected: Family<AppLabels, Gauge>,
+    traefik_check_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -151,6 +154,8 @@ impl Metrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             source_errors: Family::default(),
+            traefik_rejected: Family::default(),
+            traefik_check_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -204,7 +209,32 @@ impl Metrics {
             "Failed metric collections",
             m.source_errors.clone(),
         );
+        registry.register(
+            "traefik_rejected",
+            "Generated routers and services Traefik's API does not show enabled, per app",
+            m.traefik_rejected.clone(),
+        );
+        registry.register(
+            "traefik_check_up",
+            "1 when the last read-back of Traefik's API succeeded ([traefik] api_url)",
+            m.traefik_check_up.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The outcome of one read-back of Traefik's API: per app, how many of its objects Traefik
+    /// does not show enabled (`None`: the API could not be read; the counts stay as they were).
+    pub fn observe_traefik_check(&self, rejected: Option<&BTreeMap<String, i64>>) {
+        let Some(rejected) = rejected else {
+            self.traefik_check_up.set(0);
+            return;
+        };
+        self.traefik_check_up.set(1);
+        for (app, n) in rejected {
+            self.traefik_rejected
+                .get_or_create(&AppLabels { app: app.clone() })
+                .set(*n);
+        }
     }
 
     /// Records the configured limits of every app, and creates its counters at 0 so that

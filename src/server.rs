@@ -82,6 +82,8 @@ pub async fn serve(
             let _ = loaded_for_hup.set(controller.clone());
             state.set_controller(controller.clone());
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
+            // Ends with the process; it only reads Traefik's API and records what it saw.
+            tokio::spawn(controller.clone().run_traefik_check());
             tokio::spawn(controller.run(async move {
                 let _ = loop_stop_rx.await;
             }))

@@ -442,3 +442,100 @@ async fn metrics_source_down_garbage_or_slow_holds_the_release_then_pauses_and_n
         .sum();
     assert!(errors >= 3.0, "{errors}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_traefik_rejects_of_the_document_is_read_back_and_shown() {
+    let stack = Stack::start(Options {
+        extra:
+            "[traefik]\napi_url = \"http://127.0.0.1:{traefik_api}/\"\ncheck_interval = \"500ms\"\n"
+                .into(),
+        ..Options::default()
+    })
+    .await;
+    // Everything enabled: read back, nothing to say.
+    common::eventually("a read-back", Duration::from_secs(20), || async {
+        let m = stack
+            .http
+            .get(stack.pilot_url("/metrics"))
+            .send()
+            .await
+            .ok()?;
+        m.text()
+            .await
+            .ok()?
+            .contains("canary_pilot_traefik_check_up 1")
+            .then_some(())
+    })
+    .await;
+    let ready = stack.get_json("/readyz").await;
+    assert!(ready.get("traefik").is_none(), "{ready}");
+    assert!(stack.app().await.get("traefik_rejected").is_none());
+
+    // An entry point Traefik does not have: it disables every router of the app.
+    let original = std::fs::read_to_string(&stack.config_path).unwrap();
+    let bad = original.replace("entry_points = [\"web\"]", "entry_points = [\"nope\"]");
+    assert_ne!(bad, original);
+    std::fs::write(&stack.config_path, &bad).unwrap();
+    let (code, body) = reload(&stack, false).await;
+    assert_eq!(code, 200, "{body}");
+    let v = common::eventually(
+        "Traefik's rejection shown",
+        Duration::from_secs(30),
+        || async {
+            let v = stack.app().await;
+            v["traefik_rejected"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+                .then_some(v)
+        },
+    )
+    .await;
+    let main = v["traefik_rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "api@http")
+        .unwrap_or_else(|| panic!("the main router: {v}"))
+        .clone();
+    assert_eq!(main["kind"], "router", "{main}");
+    assert_eq!(main["status"], "disabled", "{main}");
+    assert!(
+        main["errors"].to_string().contains("nope"),
+        "Traefik's reason: {main}"
+    );
+    let ready = stack.get_json("/readyz").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(
+        ready["traefik"].as_str().unwrap().contains("api@http"),
+        "{ready}"
+    );
+    let metrics = stack
+        .http
+        .get(stack.pilot_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("canary_pilot_traefik_rejected{app=\"api\"}") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+
+    // Fixed: the findings clear by themselves.
+    std::fs::write(&stack.config_path, &original).unwrap();
+    let (code, body) = reload(&stack, false).await;
+    assert_eq!(code, 200, "{body}");
+    common::eventually("the rejection cleared", Duration::from_secs(30), || async {
+        stack
+            .app()
+            .await
+            .get("traefik_rejected")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}

@@ -21,6 +21,7 @@ const DEFAULT_EVENTS: usize = 100;
 pub async fn list_apps(Reader(controller): Reader) -> Json<AppList> {
     let config = controller.config();
     let published = controller.published();
+    let traefik = controller.traefik_check();
     let apps = config
         .apps
         .values()
@@ -28,7 +29,7 @@ pub async fn list_apps(Reader(controller): Reader) -> Json<AppList> {
             let last = controller.analyses(&app.name).into_iter().next();
             let state = published.apps.get(&app.name)?;
             let dry = published.dry_runs.get(&app.name);
-            Some(AppView::new(app, state, dry, last.as_ref()))
+            Some(AppView::new(app, state, dry, last.as_ref(), &traefik))
         })
         .collect();
     Json(AppList { apps })
@@ -150,7 +151,13 @@ fn detail(c: &Controller, app: &str, state: &AppState) -> Result<AppDetail, ApiE
     let analyses = c.analyses(app);
     let events = newest(&published.events, DETAIL_EVENTS, |e| e.app == app);
     Ok(AppDetail {
-        app: AppView::new(app_config, served, dry, analyses.first()),
+        app: AppView::new(
+            app_config,
+            served,
+            dry,
+            analyses.first(),
+            &c.traefik_check(),
+        ),
         analyses: analyses.iter().map(AnalysisView::from).collect(),
         events,
     })

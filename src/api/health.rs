@@ -12,6 +12,7 @@ use super::ApiError;
 pub async fn healthz() -> Json<HealthView> {
     Json(HealthView {
         status: "ok".into(),
+        traefik: None,
     })
 }
 
@@ -20,9 +21,38 @@ pub async fn readyz(Loaded(controller): Loaded) -> Result<Json<HealthView>, ApiE
     match controller.persist_error() {
         None => Ok(Json(HealthView {
             status: "ready".into(),
+            traefik: traefik_summary(&controller.traefik_check()),
         })),
         Some(why) => Err(ApiError::NotReady(why)),
     }
+}
+
+/// One line on what Traefik does not serve of the document, if anything.
+fn traefik_summary(check: &crate::controller::TraefikCheck) -> Option<String> {
+    if let Some(error) = &check.error {
+        return Some(format!("not read back: {error}"));
+    }
+    if check.findings.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = check
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}: {}",
+                f.kind,
+                f.name,
+                f.status,
+                f.errors.join("; ")
+            )
+        })
+        .collect();
+    Some(format!(
+        "Traefik does not serve {} generated object(s): {}",
+        each.len(),
+        each.join(", ")
+    ))
 }
 
 /// canary-pilot's own metrics, in the Prometheus text format.

@@ -7,8 +7,9 @@ use serde_json::Value;
 use crate::analysis::{CheckResult, Verdict};
 use crate::clock::rfc3339;
 use crate::config::AppConfig;
-use crate::controller::{AnalysisRecord, ReloadReport};
+use crate::controller::{AnalysisRecord, ReloadReport, TraefikCheck};
 use crate::rollout::{AppState, Event, EventKind, Phase};
+use crate::traefik_api::Finding;
 
 /// Every error answer: `{"error": name, "detail": text or value}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,10 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthView {
     pub status: String,
+    /// `/readyz` with `[traefik] api_url`: what Traefik does not serve of the document, or why
+    /// its API could not be read. Readiness is canary-pilot's own: this does not make it 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traefik: Option<String>,
 }
 
 /// `GET /api/v1/apps`.
@@ -51,6 +56,10 @@ pub struct AppView {
     /// would stand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<DryRunView>,
+    /// With `[traefik] api_url`: the app's routers and services that Traefik's API does not
+    /// show enabled, with Traefik's reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traefik_rejected: Vec<Finding>,
     pub generation: u64,
     pub updated_at: String,
 }
@@ -194,6 +203,7 @@ impl AppView {
         state: &AppState,
         dry_run: Option<&AppState>,
         last: Option<&AnalysisRecord>,
+        traefik: &TraefikCheck,
     ) -> Self {
         let slot = |name: &str, version: &Option<String>| SlotView {
             slot: name.to_string(),
@@ -229,6 +239,12 @@ impl AppView {
                 reason: dry.reason.clone(),
                 last_analysis: AnalysisSummary::of_release(last, dry),
             }),
+            traefik_rejected: traefik
+                .findings
+                .iter()
+                .filter(|f| f.app == app.name)
+                .cloned()
+                .collect(),
             generation: state.generation,
             updated_at: rfc3339(state.updated_at_ms),
         }

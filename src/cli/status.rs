@@ -219,6 +219,10 @@ pub fn status_details(detail: &AppDetail, width: Width) -> String {
             lines.extend(width.wrap("  reason: ", r, 4));
         }
     }
+    for f in &app.traefik_rejected {
+        let head = format!("  Traefik {} {} {}: ", f.status, f.kind, f.name);
+        lines.extend(width.wrap(&head, &f.errors.join("; "), 4));
+    }
     if let Some(d) = &app.dry_run {
         let version = d.version.as_deref().unwrap_or("-");
         let step = match d.step.current {
@@ -307,6 +311,11 @@ fn line(app: &AppView, width: Width, outcome: bool) -> String {
         _ if finished(app.phase) => String::new(),
         (Some(a), _) => format!("last: {}", a.verdict.as_str()),
         (None, _) => String::new(),
+    };
+    let tail = match app.traefik_rejected.len() {
+        0 => tail,
+        n if tail.is_empty() => format!("Traefik rejects {n}"),
+        n => format!("{tail}  Traefik rejects {n}"),
     };
     let tail = match &app.dry_run {
         Some(d) if tail.is_empty() => format!("dry run: {} {}%", d.phase.as_str(), d.weight),

@@ -2,9 +2,10 @@
 
 use super::check::Check;
 use super::key::KeyPath;
-use super::raw::{RawMetrics, RawQueries};
+use super::raw::{RawMetrics, RawQueries, RawTraefik};
 use super::typed::{
-    MetricsConfig, MetricsSourceKind, Queries, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS,
+    MetricsConfig, MetricsSourceKind, Queries, TraefikConfig, DEFAULT_ERRORS, DEFAULT_LATENCY,
+    DEFAULT_REQUESTS,
 };
 
 const SOURCES: [(&str, MetricsSourceKind); 2] = [
@@ -43,6 +44,28 @@ impl MetricsConfig {
             prometheus_url: prometheus_url?,
             timeout: timeout?,
             queries: queries?,
+        })
+    }
+}
+
+impl TraefikConfig {
+    pub(super) fn from_raw(raw: RawTraefik, at: &KeyPath, cx: &mut Check) -> Option<Self> {
+        let api_key = at.key("api_url");
+        let api_url = cx.optional(raw.api_url.as_deref(), |cx, u| cx.url(&api_key, u));
+        let interval_key = at.key("check_interval");
+        let check_interval = cx
+            .duration(&interval_key, &raw.check_interval)
+            .and_then(|d| {
+                cx.check(
+                    &interval_key,
+                    d,
+                    |d| *d >= std::time::Duration::from_millis(500),
+                    |_| "must be at least 500ms: every check reads Traefik's whole runtime".into(),
+                )
+            });
+        Some(TraefikConfig {
+            api_url: api_url?,
+            check_interval: check_interval?,
         })
     }
 }

@@ -37,7 +37,7 @@ pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
     AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
     NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, StickyCookie, Tls,
-    DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
+    TraefikConfig, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
 };
 
 use check::Check;
@@ -92,11 +92,13 @@ impl Config {
         let metrics = MetricsConfig::from_raw(raw.metrics, &root.key("metrics"), cx);
         let apps = apps::apps(raw.apps, &root.key("apps"), cx);
         let notifiers = notifiers::notifiers(raw.notifiers, &root.key("notifiers"), cx);
+        let traefik = TraefikConfig::from_raw(raw.traefik, &root.key("traefik"), cx);
         Some(Config {
             server: server?,
             metrics: metrics?,
             apps: apps?,
             notifiers: notifiers?,
+            traefik: traefik?,
         })
     }
 }

@@ -21,6 +21,27 @@ pub(super) struct RawConfig {
     pub apps: BTreeMap<String, RawApp>,
     /// `[[notifiers]]`: where events are sent.
     pub notifiers: Vec<RawNotifier>,
+    /// `[traefik]`: Traefik's own API, to read back what it made of the document.
+    pub traefik: RawTraefik,
+}
+
+/// `[traefik]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawTraefik {
+    /// Traefik's API (`api.insecure` or a router to `api@internal`); unset: no read-back.
+    pub api_url: Option<String>,
+    /// How often the read-back runs.
+    pub check_interval: String,
+}
+
+impl Default for RawTraefik {
+    fn default() -> Self {
+        RawTraefik {
+            api_url: None,
+            check_interval: "5s".into(),
+        }
+    }
 }
 
 /// `[server]`

@@ -666,3 +666,17 @@ fn a_rule_that_is_not_one_whole_expression_is_refused_with_its_line() {
     assert!(i.message.contains("after a complete expression"), "{i}");
     assert_eq!(i.line, Some(2), "{i}");
 }
+
+#[test]
+fn traefik_read_back_is_off_by_default_and_its_keys_are_checked() {
+    let c = Config::parse(MINIMAL, &NoSecrets).unwrap();
+    assert_eq!(c.traefik.api_url, None);
+    assert_eq!(c.traefik.check_interval, Duration::from_secs(5));
+    let found = issues(&format!(
+        "{MINIMAL}\n[traefik]\napi_url = \"ftp://traefik\"\ncheck_interval = \"100ms\"\n"
+    ));
+    assert!(find(&found, "traefik.api_url").message.contains("http://"));
+    assert!(find(&found, "traefik.check_interval")
+        .message
+        .contains("at least 500ms"));
+}

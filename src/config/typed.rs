@@ -17,6 +17,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub apps: BTreeMap<String, AppConfig>,
     pub notifiers: Vec<NotifierConfig>,
+    pub traefik: TraefikConfig,
+}
+
+/// `[traefik]`: reading back from Traefik's API whether it enabled what it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraefikConfig {
+    pub api_url: Option<Url>,
+    pub check_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

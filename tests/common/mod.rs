@@ -280,7 +280,12 @@ impl Stack {
         app.push_str("\n[apps.api.analysis]\n");
         app.push_str(opts.analysis);
         app.push('\n');
-        app.push_str(&opts.extra);
+        // `{traefik_api}` in the extra TOML is the port of this stack's Traefik API.
+        app.push_str(
+            &opts
+                .extra
+                .replace("{traefik_api}", &traefik_api.to_string()),
+        );
         std::fs::write(&config_path, app).unwrap();
         if opts.prometheus {
             std::fs::write(
