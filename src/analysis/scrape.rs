@@ -102,7 +102,14 @@ pub struct PageParser {
     /// Where each series is in its service's list, by service, kind and label set (pointers:
     /// both are shared within the page), so that a repeated series is found at once.
     index: HashMap<(usize, SeriesKind, usize), usize>,
+    /// Series of the managed services left out past [`MAX_SERIES`].
+    over_limit: usize,
 }
+
+/// The most series of the managed services one page may hold. A real Traefik has a few dozen
+/// per service (codes × methods × protocols, and the buckets); a page with far more is not one
+/// to judge a release on, and keeping it all would cost hundreds of megabytes.
+pub const MAX_SERIES: usize = 50_000;
 
 impl PageParser {
     /// A parser keeping the series of `services`.
@@ -113,6 +120,7 @@ impl PageParser {
             partial: Vec::new(),
             traefik: false,
             index: HashMap::new(),
+            over_limit: 0,
         }
     }
 
@@ -145,6 +153,13 @@ impl PageParser {
                  (metrics.prometheus enabled, e.g. http://traefik:8082/metrics)?"
                     .into(),
             ));
+        }
+        if self.over_limit > 0 {
+            return Err(SourceError::Invalid(format!(
+                "the managed services have more than {MAX_SERIES} series on the page ({} more \
+                 left out): not a Traefik page to judge a release on",
+                self.over_limit
+            )));
         }
         Ok(self.page)
     }
@@ -226,6 +241,7 @@ impl PageParser {
         // The same series twice on one page: the last value counts.
         match self.index.get(&key) {
             Some(&i) => series[i].value = value,
+            None if self.page.len >= MAX_SERIES => self.over_limit += 1,
             None => {
                 self.index.insert(key, series.len());
                 series.push(Series {

@@ -376,3 +376,27 @@ async fn a_password_in_a_metrics_url_is_in_no_error_and_no_description() {
         source.describe()
     );
 }
+
+#[test]
+fn a_page_with_more_series_than_any_traefik_has_is_refused_not_kept() {
+    let mut text = page("app-canary@http", 10, 0);
+    // One series per distinct method label: cardinality no real Traefik has.
+    for i in 0..=MAX_SERIES {
+        text.push_str(&format!(
+            "traefik_service_requests_total{{code=\"200\",method=\"M{i}\",protocol=\"http\",service=\"app-canary@http\"}} 1\n"
+        ));
+    }
+    let err = parse_page(&text, &wanted()).unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Invalid(why) if why.contains("more than 50000 series")),
+        "{err:?}"
+    );
+    // At the limit, the page is fine.
+    let mut text = page("app-canary@http", 10, 0);
+    for i in 0..(MAX_SERIES - 4) {
+        text.push_str(&format!(
+            "traefik_service_requests_total{{code=\"200\",method=\"M{i}\",protocol=\"http\",service=\"app-canary@http\"}} 1\n"
+        ));
+    }
+    assert_eq!(parse_page(&text, &wanted()).unwrap().len(), MAX_SERIES);
+}
