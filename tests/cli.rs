@@ -625,3 +625,76 @@ fn status_watch_keeps_its_title_on_a_short_terminal() {
     );
     assert!(screen.lines().count() <= 10, "{screen}");
 }
+
+#[test]
+fn wait_exits_0_on_promotion_1_on_rollback_and_3_on_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve_without_metrics(dir.path());
+    let out = run(&["wait", "api", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1), "idle: nothing to wait for");
+    assert!(
+        text(&out.stderr).contains("no release of api"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Without metrics the release holds: the timeout ends the wait, with code 3.
+    run(&["start", "api", "--version", "v2", "--server", &url]);
+    let out = run(&[
+        "wait",
+        "api",
+        "--timeout",
+        "1s",
+        "--every",
+        "200ms",
+        "--server",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("release v2 of api still progressing after 1s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("progressing"),
+        "a progress line: {}",
+        text(&out.stdout)
+    );
+
+    // Promoted while waiting: the wait ends with 0, having shown each move.
+    let waiting = Command::new(BIN)
+        .args([
+            "wait",
+            "api",
+            "--every",
+            "100ms",
+            "--timeout",
+            "30s",
+            "--server",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    run(&["promote", "api", "--server", &url]);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert!(
+        lines.contains("progressing") && lines.contains("succeeded"),
+        "{lines}"
+    );
+
+    run(&["start", "api", "--version", "v3", "--server", &url]);
+    run(&["abort", "api", "--reason", "bad p99", "--server", &url]);
+    let out = run(&["wait", "api", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("release v3 of api was rolled back: bad p99"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -29,6 +29,7 @@ mod reload;
 mod remote;
 mod serve;
 mod status;
+mod wait;
 mod width;
 
 pub use events::event_line;
@@ -78,13 +79,15 @@ pub enum Command {
     Reload(reload::ReloadArgs),
     /// Set an app's canary weight (0..=100) by hand; an analysed release pauses.
     SetWeight(release::SetWeightArgs),
+    /// Block until the app's release ends: exit 0 when promoted, 1 when rolled back, 3 when
+    /// --timeout passed first.
+    Wait(wait::WaitArgs),
     /// Send bounded traffic (for demos and benchmarks) and report which version answered.
     DemoTraffic(demo::TrafficArgs),
     /// Run a demo backend that answers with its version; `/_control` changes its behaviour.
     DemoBackend(demo::BackendArgs),
 }
 
-/// A failure with the exit code it maps to.
 /// An error and its causes, each said once: a cause whose text the message already holds (most
 /// of our errors name their cause) is not repeated.
 pub fn error_text(error: &anyhow::Error) -> String {
@@ -98,6 +101,7 @@ pub fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
+/// A failure with the exit code it maps to.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
@@ -138,6 +142,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Promote(args) => release::promote(args, output).await,
         Command::Abort(args) => release::abort(args, output).await,
         Command::SetWeight(args) => release::set_weight(args, output).await,
+        Command::Wait(args) => wait::run(args, output).await,
         Command::Events(args) => events::run(args, output).await,
         Command::Reload(args) => reload::run(args, output).await,
         Command::DemoTraffic(args) => demo::traffic(args).await,
