@@ -228,7 +228,7 @@ impl AppState {
 }
 
 fn valid_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.chars().all(|c| !c.is_control())
+    !v.is_empty() && v.chars().count() <= 128 && v.chars().all(|c| !c.is_control())
 }
 
 type Outcome = Result<Option<Transition>, Refusal>;
