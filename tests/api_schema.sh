@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
 venv="$root/.tools/venv"
 examples=${API_SCHEMA_EXAMPLES:-40}
 budget=${API_SCHEMA_TIMEOUT:-100}
