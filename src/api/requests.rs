@@ -63,7 +63,32 @@ impl RequestBody for NoBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightBody {
+    #[serde(deserialize_with = "integer")]
     pub weight: i64,
+}
+
+/// An integer written as one (`10`) or as a number without a fraction (`10.0`, `1e1`): JSON
+/// does not tell them apart, and clients that hold numbers as floats send the latter.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // Exactly representable in an i64 (the bounds are powers of two).
+        Some(f)
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+        {
+            Ok(f as i64)
+        }
+        Some(f) => Err(D::Error::invalid_value(Unexpected::Float(f), &"an integer")),
+        None => Err(D::Error::invalid_value(
+            Unexpected::Other(&n.to_string()),
+            &"an integer",
+        )),
+    }
 }
 
 impl RequestBody for WeightBody {

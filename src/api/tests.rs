@@ -107,6 +107,21 @@ async fn weight_change_is_served_by_the_provider() {
     assert_eq!(all["apps"][0]["name"], "api");
 }
 
+/// JSON does not tell `10.0` from `10`: a weight written with a zero fraction is an integer.
+#[tokio::test]
+async fn a_weight_written_as_a_float_without_fraction_is_an_integer() {
+    let app = loaded();
+    for (body, weight) in [
+        (r#"{"weight": 11.0}"#, 11),
+        (r#"{"weight": 2e1}"#, 20),
+        (r#"{"weight": 0.0}"#, 0),
+    ] {
+        let (s, v) = json_call(&app, "PUT", "/api/v1/apps/api/weight", body).await;
+        assert_eq!(s, StatusCode::OK, "{body}: {v}");
+        assert_eq!(v["weights"]["canary"], weight, "{body}: {v}");
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_get_4xx_json_errors() {
     let app = loaded();
@@ -116,7 +131,7 @@ async fn bad_requests_get_4xx_json_errors() {
     );
     const W: &str = "/api/v1/apps/api/weight";
     #[rustfmt::skip]
-    let cases: [(&str, &str, &str, u16, &str); 20] = [
+    let cases: [(&str, &str, &str, u16, &str); 22] = [
         ("PUT", W, "{", 400, "malformed_json"),
         ("PUT", W, "", 400, "malformed_json"),
         ("PUT", W, r#"{"weight": 101}"#, 422, "invalid_weight"),
@@ -124,6 +139,8 @@ async fn bad_requests_get_4xx_json_errors() {
         ("PUT", W, r#"{"weight": 1e400}"#, 400, "malformed_json"),
         ("PUT", W, r#"{"weight": 99999999999999999999}"#, 422, "invalid_weight"),
         ("PUT", W, r#"{"weight": 10.5}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": 101.0}"#, 422, "invalid_weight"),
+        ("PUT", W, r#"{"weight": 1e19}"#, 422, "invalid_weight"),
         ("PUT", W, r#"{"weight": "10"}"#, 422, "invalid_weight"),
         ("PUT", W, r#"[10]"#, 422, "invalid_weight"),
         ("PUT", W, r#"{"wieght": 10}"#, 422, "invalid_weight"),

@@ -238,7 +238,7 @@ pub const MAX_REASON: usize = 1000;
 /// A label as it prints: no control characters, and none of the formatting characters that
 /// make text look other than it is (bidirectional overrides and isolates, zero-width ones).
 fn valid_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.chars().all(|c| !c.is_control() && !invisible(c))
+    !v.is_empty() && v.chars().count() <= 128 && v.chars().all(|c| !c.is_control() && !invisible(c))
 }
 
 fn invisible(c: char) -> bool {

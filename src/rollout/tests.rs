@@ -108,6 +108,11 @@ fn start_is_refused_while_a_release_is_active_and_allowed_after_one_ended() {
         1,
     );
     assert_eq!(bad, Err(Refusal::BadVersion));
+    // 1-128 characters, not bytes: 128 two-byte characters are a label, 129 are not.
+    let start = |version: String| step(&app(), &AppState::test(), Input::Start { version }, 1);
+    assert!(start("é".repeat(128)).is_ok());
+    assert_eq!(start("é".repeat(129)), Err(Refusal::BadVersion));
+    assert_eq!(start("v".repeat(129)), Err(Refusal::BadVersion));
 }
 
 #[test]
