@@ -19,6 +19,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets 2>&1
 
+echo "== admin API against docs/openapi.yaml (schemathesis)"
+timeout -k 10 180 bash tests/api_schema.sh
+
 echo "== Swarm kit: stack, Dockerfile, Traefik configs, release scripts"
 bash tests/kit.sh
 
