@@ -12,21 +12,10 @@ use std::time::Duration;
 use canary_pilot::config::{Config, NoSecrets};
 
 fn blocks(text: &str, lang: &str) -> Vec<String> {
-    let fence = format!("```{lang}");
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match &mut current {
-            None if line.trim() == fence => current = Some(String::new()),
-            Some(_) if line.trim() == "```" => out.push(current.take().unwrap()),
-            Some(buf) => {
-                buf.push_str(line);
-                buf.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
+    common::markdown::blocks(text, lang)
+        .into_iter()
+        .map(|lines| lines.iter().map(|l| format!("{l}\n")).collect())
+        .collect()
 }
 
 #[test]
@@ -162,38 +151,6 @@ fn doc_files() -> Vec<PathBuf> {
     files
 }
 
-/// Every fenced block of a file: its language and its lines.
-fn fenced(text: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    let mut current: Option<(String, Vec<String>)> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        match &mut current {
-            None if t.starts_with("```") => current = Some((t[3..].to_string(), Vec::new())),
-            Some(_) if t == "```" => out.push(current.take().unwrap()),
-            Some((_, lines)) => lines.push(line.to_string()),
-            None => {}
-        }
-    }
-    out
-}
-
-/// A console block's commands, each with the output it shows.
-fn commands(block: &[String]) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for line in block {
-        match line.strip_prefix("$ ") {
-            Some(cmd) => out.push((cmd.to_string(), Vec::new())),
-            None => out
-                .last_mut()
-                .expect("a console block starts with `$ command`")
-                .1
-                .push(line.trim_end().to_string()),
-        }
-    }
-    out
-}
-
 /// How each console block is run, by its file and first command: against which server.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Runs {
@@ -229,7 +186,7 @@ fn console_blocks() -> Vec<(String, Vec<String>, Runs)> {
     for file in doc_files() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
-        for (lang, lines) in fenced(&text) {
+        for (lang, lines) in common::markdown::fenced(&text) {
             let shows_a_prompt = lines.iter().any(|l| l.starts_with("$ "));
             assert!(
                 lang == "console" || !shows_a_prompt,
@@ -240,7 +197,7 @@ fn console_blocks() -> Vec<(String, Vec<String>, Runs)> {
             if lang != "console" {
                 continue;
             }
-            let first = commands(&lines)[0].0.clone();
+            let first = common::markdown::commands(&lines)[0].0.clone();
             let runs = CONSOLE_BLOCKS
                 .iter()
                 .find(|(f, c, _)| *f == name && *c == first)
@@ -263,7 +220,7 @@ fn run_block(name: &str, block: &[String], server: &str, cwd: &Path) {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for (cmd, expected) in commands(block) {
+    for (cmd, expected) in common::markdown::commands(block) {
         let out = Command::new("bash")
             .args(["-c", &cmd])
             .current_dir(cwd)

@@ -125,15 +125,7 @@ async fn slack_and_generic_notifications_follow_a_release_and_a_rollback() {
     assert_eq!(generic[0].body["message"], "api started v2");
 
     // Our own metrics saw it all.
-    let m = stack
-        .http
-        .get(stack.pilot_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = stack.metrics_text().await;
     for line in [
         "canary_pilot_events_total{app=\"api\",kind=\"promoted\"} 1",
         "canary_pilot_events_total{app=\"api\",kind=\"rolled_back\"} 1",
@@ -206,15 +198,7 @@ async fn failing_and_hanging_receivers_do_not_slow_the_rollout_and_are_visible()
     );
     // Retries and failures are counted.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let m = stack
-        .http
-        .get(stack.pilot_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = stack.metrics_text().await;
     assert!(
         m.contains("canary_pilot_notifications_total{notifier=\"down\",result=\"retried\"}"),
         "{m}"

@@ -425,15 +425,7 @@ async fn metrics_source_down_garbage_or_slow_holds_the_release_then_pauses_and_n
         .map(|r| r.headers["x-canary-pilot-event"].clone())
         .collect();
     assert_eq!(notified, ["started", "paused"], "the pause is notified");
-    let m = stack
-        .http
-        .get(stack.pilot_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = stack.metrics_text().await;
     // Summed over the failure reasons (unreachable, invalid).
     let errors: f64 = m
         .lines()
@@ -454,17 +446,8 @@ async fn what_traefik_rejects_of_the_document_is_read_back_and_shown() {
     .await;
     // Everything enabled: read back, nothing to say.
     common::eventually("a read-back", Duration::from_secs(20), || async {
-        let m = stack
-            .http
-            .get(stack.pilot_url("/metrics"))
-            .send()
-            .await
-            .ok()?;
-        m.text()
-            .await
-            .ok()?
-            .contains("canary_pilot_traefik_check_up 1")
-            .then_some(())
+        let m = stack.metrics_text().await;
+        m.contains("canary_pilot_traefik_check_up 1").then_some(())
     })
     .await;
     let ready = stack.get_json("/readyz").await;
@@ -509,15 +492,7 @@ async fn what_traefik_rejects_of_the_document_is_read_back_and_shown() {
         ready["traefik"].as_str().unwrap().contains("api@http"),
         "{ready}"
     );
-    let metrics = stack
-        .http
-        .get(stack.pilot_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics_text().await;
     assert!(
         metrics.lines().any(
             |l| l.starts_with("canary_pilot_traefik_rejected{app=\"api\"}") && !l.ends_with(" 0")

@@ -29,38 +29,6 @@ fn quick_start() -> String {
     rest[..end].to_string()
 }
 
-/// The fenced blocks of `lang` in `text`, in order.
-fn blocks(text: &str, lang: &str) -> Vec<Vec<String>> {
-    let fence = format!("```{lang}");
-    let mut out = Vec::new();
-    let mut current: Option<Vec<String>> = None;
-    for line in text.lines() {
-        match &mut current {
-            None if line.trim() == fence => current = Some(Vec::new()),
-            Some(_) if line.trim() == "```" => out.push(current.take().unwrap()),
-            Some(lines) => lines.push(line.to_string()),
-            None => {}
-        }
-    }
-    out
-}
-
-/// The console block's commands, each with the output the README shows for it.
-fn commands_and_outputs(block: &[String]) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for line in block {
-        match line.strip_prefix("$ ") {
-            Some(cmd) => out.push((cmd.to_string(), Vec::new())),
-            None => out
-                .last_mut()
-                .expect("a console block starts with a command")
-                .1
-                .push(line.clone()),
-        }
-    }
-    out
-}
-
 /// What the harness does instead of a line of the shell block: `scripts/setup.sh` and the
 /// build already happened (the test's binary, `TRAEFIK_BIN` or the installed Traefik).
 fn as_run_here(line: &str, bin_dir: &Path, traefik: &Path) -> Option<String> {
@@ -105,9 +73,9 @@ fn port_is_free(port: u16) -> bool {
 #[test]
 fn the_readme_quick_start_runs_as_written_and_routes_the_app() {
     let section = quick_start();
-    let shell = blocks(&section, "sh");
+    let shell = common::markdown::blocks(&section, "sh");
     assert_eq!(shell.len(), 1, "one shell block in the quick start");
-    let console = blocks(&section, "console");
+    let console = common::markdown::blocks(&section, "console");
     assert_eq!(console.len(), 1, "one console block in the quick start");
     for port in [8080, 8081, 8082, 8091, 8092, 9000] {
         assert!(
@@ -151,7 +119,7 @@ fn the_readme_quick_start_runs_as_written_and_routes_the_app() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for (cmd, expected) in commands_and_outputs(&console[0]) {
+    for (cmd, expected) in common::markdown::commands(&console[0]) {
         // A command as typed at the prompt of an 80-column terminal, as every console block of
         // the docs is shown, once Traefik has had the time to converge.
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -147,10 +147,20 @@ fn analysed_controller(
     source: Arc<FakeSource>,
     steps: Vec<u8>,
 ) -> (Arc<Controller>, Arc<MemStore>) {
+    analysed_controller_with(source, steps, |_| {})
+}
+
+/// [`analysed_controller`], with `tweak` applied to the app's config.
+fn analysed_controller_with(
+    source: Arc<FakeSource>,
+    steps: Vec<u8>,
+    tweak: impl FnOnce(&mut AppConfig),
+) -> (Arc<Controller>, Arc<MemStore>) {
     let mut config = sample_config();
     let app = config.apps.get_mut("api").unwrap();
     app.analysis.steps = steps;
     app.analysis.min_requests = 100;
+    tweak(app);
     let store = Arc::new(MemStore::default());
     let c = Controller::load(
         Arc::new(config),
@@ -174,6 +184,14 @@ async fn start_v2(c: &Controller, app: &str) {
     .await
     .unwrap();
 }
+
+/// The events of a release that walked steps [10, 50] and was promoted.
+const WALKED_AND_PROMOTED: [EventKind; 4] = [
+    EventKind::Started,
+    EventKind::Advanced,
+    EventKind::Promoting,
+    EventKind::Promoted,
+];
 
 async fn run_ticks(c: &Arc<Controller>, n: usize) {
     for _ in 0..n {
@@ -199,15 +217,7 @@ async fn healthy_canary_walks_every_step_and_is_promoted() {
         .iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            EventKind::Started,
-            EventKind::Advanced,
-            EventKind::Promoting,
-            EventKind::Promoted
-        ]
-    );
+    assert_eq!(kinds, WALKED_AND_PROMOTED);
     // One collection per tick, for every managed service at once.
     let calls = source.calls.lock().unwrap();
     assert_eq!(calls.len(), 4);
@@ -668,22 +678,9 @@ async fn readiness_comes_back_by_itself_once_the_state_can_be_written_again() {
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_release_records_every_decision_and_changes_no_weight() {
     let source = FakeSource::new(vec![traffic(side(3000.0, 30.0), side(27000.0, 270.0))]);
-    let mut config = sample_config();
-    let app = config.apps.get_mut("api").unwrap();
-    app.analysis.steps = vec![10, 50];
-    app.analysis.min_requests = 100;
-    app.analysis.dry_run = true;
-    let store = Arc::new(MemStore::default());
-    let c = Arc::new(
-        Controller::load(
-            Arc::new(config),
-            Dependencies {
-                source: Some(source),
-                ..Dependencies::new(store.clone())
-            },
-        )
-        .unwrap(),
-    );
+    let (c, store) = analysed_controller_with(source, vec![10, 50], |app| {
+        app.analysis.dry_run = true;
+    });
     // The team's own process serves 20 % to the canary by hand.
     c.set_weight("api", 20).await.unwrap();
     let served_document = c.published().document.clone();
@@ -714,15 +711,7 @@ async fn a_dry_run_release_records_every_decision_and_changes_no_weight() {
     let (by_hand, decided) = saved.events.split_at(1);
     assert!(!by_hand[0].dry_run);
     let kinds: Vec<EventKind> = decided.iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            EventKind::Started,
-            EventKind::Advanced,
-            EventKind::Promoting,
-            EventKind::Promoted
-        ]
-    );
+    assert_eq!(kinds, WALKED_AND_PROMOTED);
     for e in decided {
         assert!(e.dry_run, "{e:?}");
         assert!(

@@ -3,6 +3,8 @@
 //! also when a test fails. Every wait is bounded by a deadline.
 #![allow(dead_code)]
 
+pub mod markdown;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::TcpListener;
@@ -479,6 +481,17 @@ impl Stack {
             .await
             .unwrap();
         assert!(resp.status().is_success());
+    }
+
+    /// canary-pilot's own `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .http
+            .get(self.pilot_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
     }
 
     pub fn pilot_url(&self, path: &str) -> String {
