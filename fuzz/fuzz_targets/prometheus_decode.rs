@@ -39,8 +39,16 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("the source answered, yet {e:?}"),
     };
 
-    // What the JSON says, read another way.
-    let doc: Value = serde_json::from_slice(data).expect("decode accepted it: it is JSON");
+    // What the JSON says, read another way. Two things decode may accept where serde_json's
+    // `Value` does not, both in values decode skips: bytes that are not UTF-8 inside a string
+    // (serde_json does not check skipped strings; the strings decode reads are checked), read
+    // here as U+FFFD, and a number too large for an f64 (the sample's timestamp).
+    let text = String::from_utf8_lossy(data);
+    let doc: Value = match serde_json::from_str(&text) {
+        Ok(doc) => doc,
+        Err(e) if e.to_string().starts_with("number out of range") => return,
+        Err(e) => panic!("decode accepted what is not JSON: {e}"),
+    };
     assert_eq!(doc["status"], "success");
     assert_eq!(doc["data"]["resultType"], "vector");
     let items = doc["data"]["result"].as_array().expect("a vector is an array");
