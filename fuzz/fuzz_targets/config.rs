@@ -50,9 +50,15 @@ fn check_refusal(src: &str, issues: &[ConfigIssue]) {
     assert!(!issues.is_empty(), "a refused config names its issues");
     let last_line = src.bytes().filter(|&b| b == b'\n').count() + 1;
     for issue in issues {
-        assert!(!issue.message.trim().is_empty(), "an issue without a message: {issue:?}");
+        assert!(
+            !issue.message.trim().is_empty(),
+            "an issue without a message: {issue:?}"
+        );
         if let Some(line) = issue.line {
-            assert!((1..=last_line).contains(&line), "line {line} of {last_line}: {issue:?}");
+            assert!(
+                (1..=last_line).contains(&line),
+                "line {line} of {last_line}: {issue:?}"
+            );
         }
         // The rendering used in every error message must not panic either.
         let _ = issue.to_string();
@@ -107,7 +113,11 @@ fn check_config(config: &Config) {
 
         let a = &app.analysis;
         assert!(!a.steps.is_empty());
-        assert!(a.steps.iter().all(|w| (1..=100).contains(w)), "{:?}", a.steps);
+        assert!(
+            a.steps.iter().all(|w| (1..=100).contains(w)),
+            "{:?}",
+            a.steps
+        );
         assert!(a.steps.windows(2).all(|w| w[0] < w[1]), "{:?}", a.steps);
         assert!(a.steps.iter().any(|w| *w < 100), "{:?}", a.steps);
         assert!(a.analysed_steps() >= 1);

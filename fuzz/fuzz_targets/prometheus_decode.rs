@@ -51,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(doc["status"], "success");
     assert_eq!(doc["data"]["resultType"], "vector");
-    let items = doc["data"]["result"].as_array().expect("a vector is an array");
+    let items = doc["data"]["result"]
+        .as_array()
+        .expect("a vector is an array");
     assert_eq!(items.len(), vector.len());
     for (item, (labels, value)) in items.iter().zip(&vector) {
         assert_eq!(labels.service, label(&item["metric"], "service"));
@@ -61,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(same(*value, expected), "{text:?} read as {value}");
     }
 
-    let services: Vec<&String> = vector.iter().filter_map(|(l, _)| l.service.as_ref()).collect();
+    let services: Vec<&String> = vector
+        .iter()
+        .filter_map(|(l, _)| l.service.as_ref())
+        .collect();
     let sides = assemble(vector.clone(), vector.clone(), vector.clone());
     for (service, side) in &sides {
         assert!(services.contains(&service), "{service} came from nowhere");
@@ -77,7 +82,10 @@ fuzz_target!(|data: &[u8]| {
         }
         for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
             if let Some(x) = side.latency.quantile(q) {
-                assert!(x.is_finite() && (0.0..=top).contains(&x), "{service}: q{q} = {x}: {side:?}");
+                assert!(
+                    x.is_finite() && (0.0..=top).contains(&x),
+                    "{service}: q{q} = {x}: {side:?}"
+                );
             }
         }
     }

@@ -41,7 +41,10 @@ fn check_side(service: &str, side: &SideSample, counted_from_zero: bool) {
     }
     for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
         if let Some(x) = side.latency.quantile(q) {
-            assert!(ok(x) && x <= top, "{service}: q{q} = {x} above {top}: {side:?}");
+            assert!(
+                ok(x) && x <= top,
+                "{service}: q{q} = {x} above {top}: {side:?}"
+            );
         }
     }
 }
@@ -49,7 +52,10 @@ fn check_side(service: &str, side: &SideSample, counted_from_zero: bool) {
 fn check_zero(service: &str, side: &SideSample) {
     assert_eq!(side.requests, 0.0, "{service}: {side:?}");
     assert_eq!(side.errors, 0.0, "{service}: {side:?}");
-    assert!(side.latency.buckets().all(|(_, c)| c == 0.0), "{service}: {side:?}");
+    assert!(
+        side.latency.buckets().all(|(_, c)| c == 0.0),
+        "{service}: {side:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
