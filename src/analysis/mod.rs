@@ -53,15 +53,16 @@ impl Histogram {
 
     /// The `q` quantile in seconds, as Prometheus' `histogram_quantile` computes it: linear
     /// interpolation inside the bucket that holds the rank; a rank in the `+Inf` bucket gives the
-    /// highest finite bound (a lower bound of the truth). `None` without a `+Inf` bucket or
-    /// without observations.
+    /// highest finite bound (a lower bound of the truth). `None` without a `+Inf` bucket,
+    /// without observations, or when the count overflowed to infinity (finite counters summed
+    /// across series can: the rank is then no number).
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if !(0.0..=1.0).contains(&q) {
             return None;
         }
         let buckets: Vec<(f64, f64)> = self.buckets().collect();
         let &(last_le, total) = buckets.last()?;
-        if last_le != f64::INFINITY || total.is_nan() || total <= 0.0 {
+        if last_le != f64::INFINITY || !total.is_finite() || total <= 0.0 {
             return None;
         }
         let rank = q * total;
@@ -194,6 +195,19 @@ mod tests {
             hist(&[(0.1, 5.0), (f64::INFINITY, 5.0)]).quantile(f64::NAN),
             None
         );
+    }
+
+    #[test]
+    fn quantile_of_a_count_that_overflowed_is_none_not_nan() {
+        // Two series of 1e308 in each bucket: finite counters whose sum is +Inf.
+        let mut h = hist(&[(0.1, 1e308), (f64::INFINITY, 1e308)]);
+        h.merge(&h.clone());
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(h.quantile(q), None, "q{q}");
+        }
+        // Only an earlier bucket overflowed (counts that are not cumulative): still a number.
+        let h = hist(&[(0.1, f64::MAX), (0.1, f64::MAX), (f64::INFINITY, 5.0)]);
+        assert!(h.quantile(0.5).is_some_and(|x| (0.0..=0.1).contains(&x)));
     }
 
     #[test]

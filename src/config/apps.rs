@@ -1,7 +1,7 @@
 //! `[apps.NAME]` and `[apps.NAME.hooks]`: the route, the two slots, the pins, the gates and
 //! hooks; and across apps, that no two generate the same Traefik name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use url::Url;
 
@@ -154,11 +154,23 @@ fn slots(
         let some = cx.ensure(&key, !urls.is_empty(), || {
             "needs at least one server URL".into()
         });
-        let mut seen = BTreeSet::new();
+        // Distinct as servers, not as text: `http://a:80` and `HTTP://a/` are one server, which
+        // Traefik would then be given twice (twice its share of the slot's traffic).
+        let mut seen: BTreeMap<Url, &str> = BTreeMap::new();
         let servers = cx.list(&key, &urls, |cx, k, u| {
-            let once = cx.ensure(k, seen.insert(u), || format!("{u:?} is listed twice"));
-            let url = cx.url(k, u);
-            once.and(url)
+            let url = cx.url(k, u)?;
+            if let Some(first) = seen.get(&url) {
+                return cx.fail(
+                    k,
+                    if first == u {
+                        format!("{u:?} is listed twice")
+                    } else {
+                        format!("{u:?} is the server {first:?} again")
+                    },
+                );
+            }
+            seen.insert(url.clone(), u);
+            Some(url)
         });
         match (named.and(some).and(servers), &mut slots) {
             (Some(servers), Some(slots)) => {
@@ -282,5 +294,44 @@ impl HooksConfig {
             rollback: rollback?,
             timeout: timeout?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests_support::{NoSecrets, EXAMPLE};
+    use crate::config::Config;
+
+    fn blue_servers(servers: &str) -> String {
+        let example = r#"blue = ["http://127.0.0.1:8091"]"#;
+        assert!(EXAMPLE.contains(example));
+        EXAMPLE.replace(example, &format!("blue = [{servers}]"))
+    }
+
+    #[test]
+    fn slots_refuse_one_server_listed_twice_in_any_spelling() {
+        for (servers, message) in [
+            (
+                r#""http://127.0.0.1:8091", "http://127.0.0.1:8091""#,
+                r#""http://127.0.0.1:8091" is listed twice"#,
+            ),
+            (
+                r#""http://127.0.0.1:8091", "HTTP://127.0.0.1:8091/""#,
+                r#""HTTP://127.0.0.1:8091/" is the server "http://127.0.0.1:8091" again"#,
+            ),
+            (
+                r#""http://a.example", "http://A.example:80""#,
+                r#""http://A.example:80" is the server "http://a.example" again"#,
+            ),
+        ] {
+            let issues = Config::parse(&blue_servers(servers), &NoSecrets).unwrap_err();
+            assert_eq!(issues.len(), 1, "{issues:?}");
+            assert_eq!(issues[0].key, "apps.api.slots.blue[1]");
+            assert_eq!(issues[0].message, message);
+        }
+        // Two servers that differ only in their path are two servers.
+        let two = r#""http://127.0.0.1:8091/a", "http://127.0.0.1:8091/b""#;
+        let config = Config::parse(&blue_servers(two), &NoSecrets).unwrap();
+        assert_eq!(config.apps["api"].slots["blue"].len(), 2);
     }
 }
