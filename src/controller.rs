@@ -242,9 +242,14 @@ pub struct TraefikCheck {
 #[derive(Default)]
 struct TraefikReadBack {
     last: TraefikCheck,
+    /// Read-backs that failed in a row; one that fails now and then is no news.
+    failures: u32,
     /// Since when (monotonic ms) each missing object has been missing.
     missing_since: BTreeMap<String, u64>,
 }
+
+/// Read-backs in a row that must fail before the API counts as unreadable.
+const READ_BACK_FAILURES: u32 = 3;
 
 /// How long a generated object may be missing from Traefik before it counts: Traefik loads a
 /// new document only at its next poll, and applies at most one every 2 s.
@@ -870,7 +875,10 @@ impl Controller {
             *self.traefik.lock().expect("poisoned") = TraefikReadBack::default();
             return;
         };
-        let timeout = config.traefik.check_interval.min(Duration::from_secs(5));
+        let timeout = config
+            .traefik
+            .check_interval
+            .clamp(Duration::from_secs(2), Duration::from_secs(5));
         let read = traefik_api::fetch(&self.gates_http, &url, timeout).await;
         let now = self.clock.now_ms();
         let mono = self.mono(Instant::now()).as_millis() as u64;
@@ -880,12 +888,16 @@ impl Controller {
         let mut t = self.traefik.lock().expect("poisoned");
         match read {
             Err(error) => {
-                tracing::warn!(%error, "Traefik's API not read back");
-                t.last.checked_at_ms = Some(now);
-                t.last.error = Some(error);
-                self.metrics.observe_traefik_check(None);
+                t.failures += 1;
+                if t.failures >= READ_BACK_FAILURES {
+                    tracing::warn!(%error, failures = t.failures, "Traefik's API not read back");
+                    t.last.checked_at_ms = Some(now);
+                    t.last.error = Some(error);
+                    self.metrics.observe_traefik_check(None);
+                }
             }
             Ok(runtime) => {
+                t.failures = 0;
                 let all = traefik_api::findings(&config, &runtime);
                 let missing: BTreeSet<&str> = all
                     .iter()

@@ -720,3 +720,38 @@ async fn a_dry_run_release_records_every_decision_and_changes_no_weight() {
         );
     }
 }
+
+#[tokio::test]
+async fn traefik_counts_as_unreadable_only_after_three_failed_read_backs_in_a_row() {
+    // A port nobody listens on: every read-back fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = sample_config();
+    config.traefik.api_url = Some(format!("http://{closed}/").parse().unwrap());
+    config.traefik.check_interval = Duration::from_millis(500);
+    let c = Controller::load(
+        Arc::new(config),
+        Dependencies::new(Arc::new(MemStore::default())),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        c.check_traefik().await;
+        assert_eq!(
+            c.traefik_check().error,
+            None,
+            "one failure now and then is no news"
+        );
+    }
+    c.check_traefik().await;
+    let error = c
+        .traefik_check()
+        .error
+        .expect("the third failure in a row counts");
+    assert!(error.contains("unreachable"), "{error}");
+    assert!(c
+        .metrics()
+        .render()
+        .contains("canary_pilot_traefik_check_up 0"));
+}
