@@ -23,9 +23,14 @@ done
 if [ -t 1 ]; then export COLUMNS=${COLUMNS:-$(tput cols 2>/dev/null || echo 80)}; else unset COLUMNS; fi
 
 bash scripts/setup.sh
-echo "demo: building canary-pilot"
-cargo build --quiet
-bin=$PWD/target/debug/canary-pilot
+# DEMO_BIN: a canary-pilot already built (the suite passes its own build).
+if [ -n "${DEMO_BIN:-}" ]; then
+  bin=$DEMO_BIN
+else
+  echo "demo: building canary-pilot"
+  cargo build --quiet
+  bin=$PWD/target/debug/canary-pilot
+fi
 traefik=$PWD/.tools/venv/bin/traefik
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/canary-pilot-demo.XXXXXX")

@@ -5,17 +5,18 @@
 #   bash scripts/fuzz.sh                       # every target, FUZZ_SECONDS (20) each
 #   FUZZ_SECONDS=300 bash scripts/fuzz.sh config
 #
-# Installs cargo-fuzz (pinned) into the git-ignored .tools/cargo when no such version is on
-# the PATH. Builds on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z
-# flags, and --sanitizer none leaves out AddressSanitizer (which needs a nightly std); the
-# coverage instrumentation (SanitizerCoverage) is all stable codegen flags. Each target runs on
-# its committed corpus (fuzz/corpus/TARGET, read only) with the inputs it finds written to a
-# scratch corpus outside git (FUZZ_SCRATCH, default a fresh temporary directory), so the tree
-# stays clean. A crash fails the run and names the input that crashed (fuzz/artifacts/TARGET/).
+# Builds with cargo alone, on the stable toolchain: the targets are libfuzzer-sys binaries and
+# the coverage instrumentation cargo-fuzz would add (SanitizerCoverage) is made of stable codegen
+# flags, given here; no sanitizer (AddressSanitizer needs nightly; the library forbids unsafe).
+# FUZZ_PROFILE picks the cargo profile: `fuzz` (the default: opt-level 1, debug assertions and
+# overflow checks, quick to build) or `release` (what cargo-fuzz builds, for long runs). Each
+# target runs on its committed corpus (fuzz/corpus/TARGET, read only) with the inputs it finds
+# written to a scratch corpus outside git (FUZZ_SCRATCH, default a fresh temporary directory),
+# so the tree stays clean. A crash fails the run and names the input that crashed
+# (fuzz/artifacts/TARGET/) with the command that replays it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CARGO_FUZZ_VERSION=0.13.2
 seconds=${FUZZ_SECONDS:-20}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config traefik_page prometheus_decode)
@@ -24,31 +25,27 @@ scratch=${FUZZ_SCRATCH:-$(mktemp -d)}
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
-export PATH="$root/.tools/cargo/bin:$PATH"
-have_cargo_fuzz() {
-  local out
-  out=$(cargo fuzz --version 2>/dev/null) && [[ $out == *" $CARGO_FUZZ_VERSION"* ]]
-}
-if have_cargo_fuzz; then
-  log "cargo-fuzz $CARGO_FUZZ_VERSION already installed"
-else
-  log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $root/.tools/cargo (a few minutes)"
-  cargo install --quiet --locked --root "$root/.tools/cargo" cargo-fuzz --version "$CARGO_FUZZ_VERSION"
-  have_cargo_fuzz || { log "cargo-fuzz installed but does not report $CARGO_FUZZ_VERSION"; exit 1; }
-fi
-
-export RUSTC_BOOTSTRAP=1
+profile=${FUZZ_PROFILE:-fuzz}
+triple=$(rustc -vV | sed -n 's/^host: //p')
+# What cargo-fuzz passes for `--sanitizer none` on Linux (cargo-fuzz 0.13).
+instrument="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
+instrument+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters"
+instrument+=" -Cllvm-args=-sanitizer-coverage-pc-table"
+instrument+=" -Cllvm-args=-sanitizer-coverage-trace-compares"
+instrument+=" -Cllvm-args=-sanitizer-coverage-stack-depth"
+instrument+=" -Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing -Cdebug-assertions"
 export CARGO_TERM_COLOR=never
 cd "$root/fuzz"
 
 start=$(date +%s)
-log "building ${targets[*]} (instrumented, release with debug assertions)"
-if [ ${#targets[@]} -eq 1 ]; then
-  cargo fuzz build --sanitizer none --target-dir "$target_dir" "${targets[0]}"
-else
-  cargo fuzz build --sanitizer none --target-dir "$target_dir"
-fi
+log "building ${targets[*]} (instrumented, profile $profile)"
+bin_args=()
+for t in "${targets[@]}"; do bin_args+=(--bin "$t"); done
+# --target: the flags reach the targets and the library, not build scripts and proc macros.
+RUSTFLAGS="$instrument" cargo build --quiet --manifest-path "$root/fuzz/Cargo.toml" \
+  --target "$triple" --target-dir "$target_dir" --profile "$profile" "${bin_args[@]}"
 log "built in $(( $(date +%s) - start ))s"
+case $profile in dev) out_dir="$target_dir/$triple/debug" ;; *) out_dir="$target_dir/$triple/$profile" ;; esac
 
 passed=0
 failed=0
@@ -57,8 +54,8 @@ for t in "${targets[@]}"; do
   out="$scratch/$t.log"
   log "$t: ${seconds}s on fuzz/corpus/$t (new inputs go to $scratch/$t)"
   set +e
-  cargo fuzz run --sanitizer none --target-dir "$target_dir" "$t" "$scratch/$t" "corpus/$t" -- \
-    -max_total_time="$seconds" -print_final_stats=1 > "$out" 2>&1
+  "$out_dir/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" \
+    -print_final_stats=1 "$scratch/$t" "corpus/$t" > "$out" 2>&1
   rc=$?
   set -e
   crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$out" | tail -1)
@@ -71,7 +68,7 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1))
     tail -40 "$out" >&2
     log "$t: FAILED (exit $rc); crashing input: ${crash:-none written, see $out}"
-    [ -z "$crash" ] || log "reproduce: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $t ${crash#"$root/fuzz/"}"
+    [ -z "$crash" ] || log "reproduce: $out_dir/$t $root/fuzz/${crash#"$root/fuzz/"}"
   else
     passed=$((passed + 1))
     echo "fuzz: $t: ${runs:-?} runs in ${seconds}s, cov ${cov:-?} ft ${ft:-?}, corpus ${corp:-?} (inputs/size)"
