@@ -34,6 +34,14 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+/// The versions an app serves: `canary_pilot_release_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabels {
+    app: String,
+    stable_version: String,
+    canary_version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
     app: String,
@@ -122,6 +130,10 @@ pub struct Metrics {
     source_errors: Family<SourceErrorLabels, Counter>,
     traefik_rejected: Family<AppLabels, Gauge>,
     traefik_check_up: Gauge,
+    release_info: Family<ReleaseLabels, Gauge>,
+    /// Each app's series of `release_info`, so that the previous one goes when versions change.
+    releases: std::sync::Mutex<BTreeMap<String, ReleaseLabels>>,
+    analysis_failures: Family<AppLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -156,6 +168,9 @@ impl Metrics {
             source_errors: Family::default(),
             traefik_rejected: Family::default(),
             traefik_check_up: Gauge::default(),
+            release_info: Family::default(),
+            releases: Default::default(),
+            analysis_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -208,6 +223,16 @@ impl Metrics {
             "source_errors",
             "Failed metric collections",
             m.source_errors.clone(),
+        );
+        registry.register(
+            "release_info",
+            "1 for the versions the app serves now, labelled stable_version and canary_version (\"-\" when none)",
+            m.release_info.clone(),
+        );
+        registry.register(
+            "analysis_failures",
+            "Consecutive failed analyses of the release under way (a rollback at analysis_limit{limit=\"failure_limit\"})",
+            m.analysis_failures.clone(),
         );
         registry.register(
             "traefik_rejected",
@@ -289,6 +314,7 @@ impl Metrics {
                 ("max_latency_ratio", a.max_latency_ratio),
                 ("latency_quantile", a.latency_quantile),
                 ("min_requests", a.min_requests as f64),
+                ("failure_limit", f64::from(a.failure_limit)),
             ];
             if let Some(max) = a.max_latency {
                 limits.push(("max_latency_seconds", max.as_secs_f64()));
@@ -320,6 +346,23 @@ impl Metrics {
         self.phase_since
             .get_or_create(&a)
             .set(s.phase_since_ms as f64 / 1000.0);
+        self.analysis_failures
+            .get_or_create(&a)
+            .set(i64::from(s.failures));
+        let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let release = ReleaseLabels {
+            app: app.to_string(),
+            stable_version: version(&s.stable_version),
+            canary_version: version(&s.canary_version),
+        };
+        // One series per app: the versions it serves now.
+        let mut releases = self.releases.lock().expect("poisoned");
+        if let Some(old) = releases.insert(app.to_string(), release.clone()) {
+            if old != release {
+                self.release_info.remove(&old);
+            }
+        }
+        self.release_info.get_or_create(&release).set(1);
         for p in PHASES {
             self.app_phase
                 .get_or_create(&PhaseLabels {
@@ -432,5 +475,31 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_versions_served_and_the_failures_so_far_are_one_series_each() {
+        let m = Metrics::new();
+        let config = sample_config();
+        m.set_limits(&config);
+        let mut s = AppState::initial(&config.apps["api"], 1_000);
+        s.stable_version = Some("v1".into());
+        m.observe_state("api", &s);
+        s.canary_version = Some("v2".into());
+        s.phase = Phase::Progressing;
+        s.failures = 2;
+        m.observe_state("api", &s);
+        let text = m.render();
+        for line in [
+            "canary_pilot_release_info{app=\"api\",stable_version=\"v1\",canary_version=\"v2\"} 1",
+            "canary_pilot_analysis_failures{app=\"api\"} 2",
+            "canary_pilot_analysis_limit{app=\"api\",limit=\"failure_limit\"} 3",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("canary_version=\"-\""),
+            "the release before v2 is gone:\n{text}"
+        );
     }
 }
