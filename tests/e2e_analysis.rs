@@ -29,23 +29,17 @@ async fn healthy_release_is_promoted(opts: Options) {
     assert_eq!(done["stable"]["version"], "v2");
     assert_eq!(done["weights"]["canary"], 0);
 
-    let events = stack.get_json("/api/v1/events?app=api").await;
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = stack.event_kinds().await;
     // Steps [20, 50, 100]: one advance (20 → 50), then 100 is the promotion.
     assert_eq!(
-        kinds.iter().filter(|k| **k == "advanced").count(),
+        kinds.iter().filter(|k| *k == "advanced").count(),
         1,
         "{kinds:?}"
     );
-    assert!(kinds.contains(&"promoting"), "{kinds:?}");
-    assert_eq!(kinds.first(), Some(&"started"));
-    assert_eq!(kinds.last(), Some(&"promoted"));
-    assert!(!kinds.contains(&"rolled_back"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "promoting"), "{kinds:?}");
+    assert_eq!(kinds.first().map(String::as_str), Some("started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("promoted"));
+    assert!(!kinds.iter().any(|k| k == "rolled_back"), "{kinds:?}");
 
     // After the swap, `api-stable` names the green servers and Traefik sends everything there.
     let doc: serde_json::Value = serde_json::from_slice(&stack.provider_bytes().await).unwrap();
@@ -419,29 +413,19 @@ async fn a_healthy_canary_at_modest_traffic_walks_every_step_and_a_restart_keeps
         .wait_phase("succeeded", Duration::from_secs(180))
         .await;
     assert_eq!(done["stable"]["version"], "v2", "{done}");
-    let events = stack.get_json("/api/v1/events?app=api").await;
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = stack.event_kinds().await;
     // Steps [10, 25, 50]: two advances, then the promotion; no rollback, no pause.
     assert_eq!(
-        kinds.iter().filter(|k| **k == "advanced").count(),
+        kinds.iter().filter(|k| *k == "advanced").count(),
         2,
         "{kinds:?}"
     );
     assert!(
-        !kinds.contains(&"rolled_back") && !kinds.contains(&"paused"),
+        !kinds.iter().any(|k| k == "rolled_back") && !kinds.iter().any(|k| k == "paused"),
         "{kinds:?}"
     );
-    let promoted = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "promoted")
-        .unwrap();
+    let events = stack.events().await;
+    let promoted = events.iter().find(|e| e["kind"] == "promoted").unwrap();
     assert_eq!(
         promoted["version"], "v2",
         "the promoted event names v2: {promoted}"
@@ -484,8 +468,7 @@ async fn a_dry_run_release_changes_no_weight_and_records_what_it_would_have_done
         by_version(&traffic.snapshot(), "v2") > before,
         "the canary lost its traffic"
     );
-    let events = stack.get_json("/api/v1/events?app=api").await;
-    let events = events["events"].as_array().unwrap();
+    let events = stack.events().await;
     let decided: Vec<_> = events
         .iter()
         .filter(|e| e["kind"] != "weight_set")

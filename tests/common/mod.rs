@@ -483,6 +483,21 @@ impl Stack {
         assert!(resp.status().is_success());
     }
 
+    /// The app's events, oldest first.
+    pub async fn events(&self) -> Vec<serde_json::Value> {
+        let v = self.get_json("/api/v1/events?app=api").await;
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The kinds of the app's events, oldest first.
+    pub async fn event_kinds(&self) -> Vec<String> {
+        let events = self.events().await;
+        events
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// canary-pilot's own `/metrics` page.
     pub async fn metrics_text(&self) -> String {
         let resp = self
