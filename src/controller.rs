@@ -1142,7 +1142,12 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
         fragments,
         apps,
         events: Arc::new(state.events.clone()),
-        dry_runs: state.dry_runs.clone(),
+        dry_runs: state
+            .dry_runs
+            .iter()
+            .filter(|(name, _)| config.apps.contains_key(*name))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect(),
     }
 }
 

@@ -108,7 +108,10 @@ pub fn parse_state(path: &Path, bytes: &[u8]) -> Result<StateFile, StoreError> {
         )));
     }
     for (name, app) in &state.apps {
-        check_app(name, app).map_err(corrupt)?;
+        check_app(&format!("apps.{name}"), app).map_err(corrupt)?;
+    }
+    for (name, app) in &state.dry_runs {
+        check_app(&format!("dry_runs.{name}"), app).map_err(corrupt)?;
     }
     for (i, ev) in state.events.iter().enumerate() {
         check_time(&format!("events[{i}].time_ms"), ev.time_ms).map_err(corrupt)?;
@@ -130,36 +133,37 @@ fn check_time(key: &str, ms: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// What a state file may say of one app: values that canary-pilot itself could have written.
-fn check_app(name: &str, app: &AppState) -> Result<(), String> {
+/// What a state file may say of one app (at `key`: `apps.NAME`, or `dry_runs.NAME` for a dry-run
+/// release): values that canary-pilot itself could have written.
+fn check_app(key: &str, app: &AppState) -> Result<(), String> {
     if app.canary_weight > 100 {
         return Err(format!(
-            "apps.{name}.canary_weight = {} is outside 0..=100",
+            "{key}.canary_weight = {} is outside 0..=100",
             app.canary_weight
         ));
     }
     if app.phase == Phase::RolledBack && app.canary_weight > 0 {
         return Err(format!(
-            "apps.{name} is rolled_back but sends {}% to the canary; a rolled-back release sends it none",
+            "{key} is rolled_back but sends {}% to the canary; a rolled-back release sends it none",
             app.canary_weight
         ));
     }
     if app.generation > MAX_GENERATION {
         return Err(format!(
-            "apps.{name}.generation = {} is beyond {MAX_GENERATION}",
+            "{key}.generation = {} is beyond {MAX_GENERATION}",
             app.generation
         ));
     }
     if app.failures > MAX_FAILURES {
         return Err(format!(
-            "apps.{name}.failures = {} is beyond {MAX_FAILURES}",
+            "{key}.failures = {} is beyond {MAX_FAILURES}",
             app.failures
         ));
     }
-    check_time(&format!("apps.{name}.updated_at_ms"), app.updated_at_ms)?;
-    check_time(&format!("apps.{name}.phase_since_ms"), app.phase_since_ms)?;
+    check_time(&format!("{key}.updated_at_ms"), app.updated_at_ms)?;
+    check_time(&format!("{key}.phase_since_ms"), app.phase_since_ms)?;
     if let Some(t) = app.inconclusive_since_ms {
-        check_time(&format!("apps.{name}.inconclusive_since_ms"), t)?;
+        check_time(&format!("{key}.inconclusive_since_ms"), t)?;
     }
     Ok(())
 }
@@ -368,6 +372,13 @@ mod tests {
         }]);
         let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("events[0].time_ms"), "{err}");
+        // A dry-run release is held to the same.
+        let mut v = serde_json::to_value(sample()).unwrap();
+        let mut dry = v["apps"]["api"].clone();
+        dry["generation"] = (MAX_GENERATION + 1).into();
+        v["dry_runs"] = serde_json::json!({ "api": dry });
+        let err = parse_state(Path::new("s.json"), v.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("dry_runs.api.generation"), "{err}");
     }
 
     #[test]
