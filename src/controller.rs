@@ -213,7 +213,8 @@ pub struct Controller {
     failures_tx: Option<mpsc::Sender<Event>>,
     /// Taken once by [`Controller::run`], which records what arrives.
     failures_rx: Mutex<Option<mpsc::Receiver<Event>>>,
-    gates_http: reqwest::Client,
+    /// For gate questions and the read-back of Traefik's API.
+    http: reqwest::Client,
     live: RwLock<Live>,
     /// The authoritative state; held across persist so changes apply in order.
     state: tokio::sync::Mutex<StateFile>,
@@ -327,7 +328,7 @@ impl Controller {
             hooks,
             failures_tx,
             failures_rx: Mutex::new(failures_rx),
-            gates_http: reqwest::Client::new(),
+            http: reqwest::Client::new(),
             traefik: Mutex::new(TraefikReadBack::default()),
             live: RwLock::new(Live {
                 source,
@@ -666,9 +667,7 @@ impl Controller {
                 app.hooks.timeout,
             );
             tokio::spawn(async move {
-                let open = match ask_gate(&this.gates_http, &url, gate.as_str(), &body, timeout)
-                    .await
-                {
+                let open = match ask_gate(&this.http, &url, gate.as_str(), &body, timeout).await {
                     Ok(open) => open,
                     Err(e) => {
                         tracing::warn!(app = %name, gate = gate.as_str(), error = %e, "gate did not answer; asking again next tick");
@@ -879,7 +878,7 @@ impl Controller {
             .traefik
             .check_interval
             .clamp(Duration::from_secs(2), Duration::from_secs(5));
-        let read = traefik_api::fetch(&self.gates_http, &url, timeout).await;
+        let read = traefik_api::fetch(&self.http, &url, timeout).await;
         let now = self.clock.now_ms();
         let mono = self.mono(Instant::now()).as_millis() as u64;
         let grace = MISSING_GRACE
