@@ -15,7 +15,8 @@ pub mod views;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::http::{header, Method, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
@@ -142,11 +143,38 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed {
+/// `405`, with the methods the path takes in `Allow`.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let allow = allowed_methods(uri.path());
+    let error = ApiError::MethodNotAllowed {
         method,
         path: uri.path().to_string(),
+    };
+    ([(header::ALLOW, allow)], error).into_response()
+}
+
+/// The methods [`ROUTES`] serve on `path` (a `GET` route answers `HEAD` too), as `Allow` lists
+/// them.
+fn allowed_methods(path: &str) -> String {
+    let matches = |pattern: &str| {
+        let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w == g || (w.starts_with('{') && !g.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    let mut methods = Vec::new();
+    for r in ROUTES.iter().filter(|r| matches(r.path)) {
+        match r.method {
+            Verb::Get => methods.extend(["GET", "HEAD"]),
+            Verb::Put => methods.push("PUT"),
+            Verb::Post => methods.push("POST"),
+        }
     }
+    methods.join(", ")
 }
 
 #[cfg(test)]

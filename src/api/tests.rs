@@ -169,6 +169,30 @@ async fn bad_requests_get_4xx_json_errors() {
 }
 
 #[tokio::test]
+async fn a_405_says_in_allow_which_methods_the_path_takes() {
+    let app = loaded();
+    for (method, uri, allow) in [
+        ("POST", "/api/v1/apps/api/weight", "PUT"),
+        ("DELETE", "/traefik", "GET, HEAD"),
+        ("PUT", "/api/v1/apps/web", "GET, HEAD"),
+        ("GET", "/api/v1/reload", "POST"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        assert_eq!(resp.headers()["allow"], allow, "{method} {uri}");
+    }
+}
+
+#[tokio::test]
 async fn mutations_need_the_admin_token_when_one_is_set_and_reads_stay_open() {
     let mut config = sample_config();
     config.server.admin_token = Some(Secret::new("adm1n"));
