@@ -190,6 +190,16 @@ async fn a_405_says_in_allow_which_methods_the_path_takes() {
         );
         assert_eq!(resp.headers()["allow"], allow, "{method} {uri}");
     }
+    // What Allow says of GET paths holds: HEAD is answered.
+    let head = Request::builder()
+        .method("HEAD")
+        .uri("/healthz")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(head).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
