@@ -10,7 +10,7 @@ use super::requests::{Action, EventsQuery, NoBody, ReasonBody, ReloadBody, Start
 use super::views::{AnalysisView, AppDetail, AppList, AppView, EventList, EventView, ReloadAnswer};
 use super::ApiError;
 use crate::controller::{Controller, MAX_EVENTS};
-use crate::rollout::{AppState, Event};
+use crate::rollout::Event;
 
 /// Events of one app kept in an app's detail view.
 const DETAIL_EVENTS: usize = 20;
@@ -40,9 +40,7 @@ pub async fn get_app(
     Reader(controller): Reader,
     AppName(name): AppName,
 ) -> Result<Json<AppDetail>, ApiError> {
-    let state = controller.published().apps.get(&name).cloned();
-    let state = state.ok_or_else(|| ApiError::UnknownApp(name.clone()))?;
-    detail(&controller, &name, &state).map(Json)
+    detail(&controller, &name).map(Json)
 }
 
 /// `GET /api/v1/events?app=NAME&limit=N`: the newest `limit` events, oldest first.
@@ -115,8 +113,8 @@ pub async fn set_weight(
     AppName(app): AppName,
     Body(WeightBody { weight }): Body<WeightBody>,
 ) -> Result<Json<AppDetail>, ApiError> {
-    let state = c.set_weight(&app, weight).await?;
-    detail(&c, &app, &state).map(Json)
+    c.set_weight(&app, weight).await?;
+    detail(&c, &app).map(Json)
 }
 
 /// `POST /api/v1/reload` (body optional: `{"force": true}`): reads the config file again and
@@ -133,16 +131,19 @@ pub async fn reload(
 }
 
 async fn act(c: &Controller, app: &str, action: Action) -> Result<Json<AppDetail>, ApiError> {
-    let state = c.command(app, action.into_input()).await?;
-    detail(c, app, &state).map(Json)
+    c.command(app, action.into_input()).await?;
+    detail(c, app).map(Json)
 }
 
-/// An app's detail view after `state`, from the config in force now; a dry-run release beside
-/// the served state is shown as such, whichever of the two `state` is.
-fn detail(c: &Controller, app: &str, state: &AppState) -> Result<AppDetail, ApiError> {
+/// An app's detail view as published now (a change is published before it is answered), from
+/// the config in force; a dry-run release is shown beside the served state.
+fn detail(c: &Controller, app: &str) -> Result<AppDetail, ApiError> {
     let config = c.config();
     let published = c.published();
-    let served = published.apps.get(app).unwrap_or(state);
+    let served = published
+        .apps
+        .get(app)
+        .ok_or_else(|| ApiError::UnknownApp(app.to_string()))?;
     let dry = published.dry_runs.get(app);
     let app_config = config
         .apps
