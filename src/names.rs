@@ -54,6 +54,21 @@ impl<'a> AppNames<'a> {
         )
     }
 
+    /// The routers the app generates: the main one and the pin routers (the cookie router only
+    /// with a pin cookie).
+    pub fn routers(&self, pin_cookie: bool) -> Vec<String> {
+        let mut names = vec![self.router().to_string(), self.header_router()];
+        if pin_cookie {
+            names.push(self.cookie_router());
+        }
+        names
+    }
+
+    /// The services the app generates: the weighted one and the two load balancers.
+    pub fn services(&self) -> [String; 3] {
+        [self.service().to_string(), self.stable(), self.canary()]
+    }
+
     /// Every router and service name the app generates; the cookie router only with a pin
     /// cookie.
     pub fn all(&self, pin_cookie: bool) -> Vec<String> {

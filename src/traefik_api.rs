@@ -57,16 +57,13 @@ pub fn findings(config: &Config, runtime: &Runtime) -> Vec<Finding> {
     let mut out = Vec::new();
     for app in config.apps.values() {
         let names = AppNames::of(&app.name);
-        let mut routers = vec![names.router().to_string(), names.header_router()];
-        if app.pin_cookie.is_some() {
-            routers.push(names.cookie_router());
-        }
-        let services = [names.service().to_string(), names.stable(), names.canary()];
-        let objects = routers
+        let objects = names
+            .routers(app.pin_cookie.is_some())
             .into_iter()
             .map(|n| ("router", n, &runtime.routers))
             .chain(
-                services
+                names
+                    .services()
                     .into_iter()
                     .map(|n| ("service", n, &runtime.services)),
             );
@@ -152,12 +149,8 @@ mod tests {
         let mut all_services = Vec::new();
         for app in config.apps.values() {
             let n = AppNames::of(&app.name);
-            all_routers.push(n.router().to_string());
-            all_routers.push(n.header_router());
-            if app.pin_cookie.is_some() {
-                all_routers.push(n.cookie_router());
-            }
-            all_services.extend([n.service().to_string(), n.stable(), n.canary()]);
+            all_routers.extend(n.routers(app.pin_cookie.is_some()));
+            all_services.extend(n.services());
         }
         let r: Vec<&str> = all_routers.iter().map(String::as_str).collect();
         let s: Vec<&str> = all_services.iter().map(String::as_str).collect();
