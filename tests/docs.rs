@@ -102,20 +102,8 @@ fn every_route_is_documented_and_every_documented_route_exists() {
 
 #[tokio::test]
 async fn every_listed_route_is_served() {
-    use std::sync::Arc;
     use tower::ServiceExt;
-    let src = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-pilot.toml"),
-    )
-    .unwrap();
-    let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
-    let store = Arc::new(canary_pilot::store::MemStore::default());
-    let controller = canary_pilot::controller::Controller::load(
-        config,
-        canary_pilot::controller::Dependencies::new(store),
-    )
-    .unwrap();
-    let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));
+    let app = example_router();
     for route in canary_pilot::api::ROUTES {
         let (method, uri) = (route.method.as_str(), route.path.replace("{app}", "api"));
         let req = axum::http::Request::builder()
@@ -149,6 +137,23 @@ fn doc_files() -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// The API router of a daemon loaded with the example config and an in-memory state.
+fn example_router() -> axum::Router {
+    use std::sync::Arc;
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-pilot.toml"),
+    )
+    .unwrap();
+    let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
+    let store = Arc::new(canary_pilot::store::MemStore::default());
+    let controller = canary_pilot::controller::Controller::load(
+        config,
+        canary_pilot::controller::Dependencies::new(store),
+    )
+    .unwrap();
+    canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)))
 }
 
 /// How each console block is run, by its file and first command: against which server.
@@ -292,20 +297,11 @@ fn every_example_with_output_is_a_console_block_that_a_test_runs() {
 
 #[tokio::test]
 async fn a_query_that_does_not_parse_is_400_bad_query_as_documented() {
-    use std::sync::Arc;
     use tower::ServiceExt;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
     assert!(doc.contains("| 400 | `bad_query` |") && doc.contains("?limit=abc"));
-    let src = std::fs::read_to_string(root.join("examples/canary-pilot.toml")).unwrap();
-    let config = Arc::new(Config::parse(&src, &NoSecrets).unwrap());
-    let store = Arc::new(canary_pilot::store::MemStore::default());
-    let controller = canary_pilot::controller::Controller::load(
-        config,
-        canary_pilot::controller::Dependencies::new(store),
-    )
-    .unwrap();
-    let app = canary_pilot::api::router(canary_pilot::api::ApiState::loaded(Arc::new(controller)));
+    let app = example_router();
     let req = axum::http::Request::builder()
         .uri("/api/v1/events?limit=abc")
         .body(axum::body::Body::empty())
