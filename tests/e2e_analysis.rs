@@ -16,11 +16,11 @@ const FAST: &str = "interval = \"1s\"\nsteps = [20, 50, 100]\nmin_requests = 50\
 /// With Prometheus the interval must hold two 1 s scrapes.
 const FAST_PROM: &str = "interval = \"2s\"\nsteps = [20, 50, 100]\nmin_requests = 50\nerror_ratio_tolerance = 0.05\nfailure_limit = 2\nmax_inconclusive = \"2m\"\nlatency_tolerance = \"100ms\"\n";
 
-const LIMIT: Duration = Duration::from_secs(90);
+const LIMIT: Duration = Duration::from_secs(150);
 
 async fn healthy_release_is_promoted(opts: Options) {
     let stack = Arc::new(Stack::start(opts).await);
-    let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(150));
+    let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     let (status, v) = stack.action("start", json!({"version": "v2"})).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["phase"], "progressing");
@@ -265,7 +265,7 @@ async fn prometheus_down_holds_the_release_and_back_up_lets_it_finish() {
     stack.action("start", json!({"version": "v2"})).await;
     // Stop Prometheus before any decision, then run traffic: nothing may advance.
     stack.stop_prometheus();
-    let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(150));
+    let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     tokio::time::sleep(Duration::from_secs(8)).await;
     let v = stack.app().await;
     assert_eq!(
