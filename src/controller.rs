@@ -22,6 +22,7 @@ use crate::notify::{ask_gate, HookCall, Hooks, Notifiers};
 use crate::provider;
 use crate::rollout::{self, AppState, Event, EventKind, Gate, Input, Phase, Refusal};
 use crate::store::{StateFile, Store, StoreError, STATE_FORMAT};
+use crate::swarm;
 use crate::traefik_api;
 use tokio::sync::mpsc;
 
@@ -183,6 +184,9 @@ pub struct Dependencies {
     pub config_path: Option<PathBuf>,
     /// Start the notifiers and the hook deliverer (needs a Tokio runtime).
     pub deliver: bool,
+    /// The Docker engine, when the config names Swarm services, with what it showed first
+    /// (the config given to [`Controller::load`] is resolved with it already).
+    pub engine: Option<(Arc<swarm::Engine>, swarm::Tasks)>,
 }
 
 impl Dependencies {
@@ -193,6 +197,7 @@ impl Dependencies {
             clock: Arc::new(SystemClock),
             config_path: None,
             deliver: false,
+            engine: None,
         }
     }
 }
@@ -228,6 +233,9 @@ pub struct Controller {
     origin: Instant,
     /// The read-back of Traefik's API (`[traefik] api_url`).
     traefik: Mutex<TraefikReadBack>,
+    /// The Docker engine and what it last showed of the Swarm services followed.
+    engine: Option<Arc<swarm::Engine>>,
+    swarm: Mutex<SwarmView>,
 }
 
 /// What Traefik's API showed at the last read-back.
@@ -267,6 +275,7 @@ impl Controller {
             clock,
             config_path,
             deliver,
+            engine,
         } = deps;
         let loaded = store.load()?;
         let existed = loaded.is_some();
@@ -343,6 +352,11 @@ impl Controller {
             }),
             gates_asked: Mutex::new(BTreeSet::new()),
             origin: Instant::now(),
+            swarm: Mutex::new(SwarmView {
+                tasks: engine.as_ref().map(|(_, t)| t.clone()),
+                error: None,
+            }),
+            engine: engine.map(|(e, _)| e),
         })
     }
 
@@ -570,8 +584,16 @@ impl Controller {
     /// (`server.listen`, `server.state_file`), when an app's stable slot is no longer among its
     /// slots, or when it removes an app whose release is under way (unless `force`).
     pub async fn reload(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
+        if !new.swarm_services().is_empty() && self.engine.is_none() {
+            return Err(ReloadRefusal::NeedsRestart {
+                key: "swarm (the first Swarm service named)",
+            }
+            .into());
+        }
         let mut guard = self.state.lock().await;
         let old = self.config();
+        // Service slots get the servers last seen, so that only what the file changed differs.
+        let new = self.resolved(&new);
         let (candidate, report) = reconcile(&old, &new, &guard, force, self.clock.now_ms())?;
         let new = Arc::new(new);
         self.commit(&mut guard, &new, candidate)
@@ -1021,6 +1043,7 @@ fn reconcile(
             "server.state_file",
             new.server.state_file != old.server.state_file,
         ),
+        ("swarm.socket", new.swarm.socket != old.swarm.socket),
     ] {
         if changed {
             return Err(ReloadRefusal::NeedsRestart { key });
@@ -1088,6 +1111,9 @@ fn changed_settings(old: &Config, new: &Config) -> Vec<String> {
     if old.traefik != new.traefik {
         changed.push("traefik".to_string());
     }
+    if old.swarm != new.swarm {
+        changed.push("swarm".to_string());
+    }
     changed
 }
 
@@ -1149,6 +1175,9 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
             .collect(),
     }
 }
+
+mod watch;
+use watch::SwarmView;
 
 #[cfg(test)]
 mod tests;

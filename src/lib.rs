@@ -24,5 +24,6 @@ pub mod rollout;
 pub mod server;
 pub mod signals;
 pub mod store;
+pub mod swarm;
 pub mod telemetry;
 pub mod traefik_api;

@@ -21,6 +21,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     State(#[from] StartError),
+    #[error(transparent)]
+    Engine(#[from] crate::swarm::EngineError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -63,10 +65,25 @@ pub async fn serve(
     });
     tracing::info!(addr = %local, apps = config.apps.len(), "listening; loading state");
 
+    // Swarm services are looked at once before anything is served: Traefik is never given a
+    // service slot before its servers are known.
+    let (config, engine) = match first_look(&config).await {
+        Ok(Some((engine, tasks))) => {
+            let resolved = Arc::new(crate::swarm::resolve(&config, Some(&tasks)));
+            (resolved, Some((engine, tasks)))
+        }
+        Ok(None) => (config, None),
+        Err(e) => {
+            let _ = stop_tx.send(());
+            let _ = server.await;
+            return Err(e.into());
+        }
+    };
     let deps = Dependencies {
         source: Some(crate::analysis::configured_source(&config.metrics)),
         config_path,
         deliver: true,
+        engine,
         ..Dependencies::new(Arc::new(FileStore::new(config.server.state_file.clone())))
     };
     let loaded = tokio::task::spawn_blocking({
@@ -84,6 +101,7 @@ pub async fn serve(
             tracing::info!(addr = %local, period = ?controller.tick_period(), "ready: serving the Traefik provider and the admin API; analysis loop running");
             // Ends with the process; it only reads Traefik's API and records what it saw.
             tokio::spawn(controller.clone().run_traefik_check());
+            tokio::spawn(controller.clone().run_swarm_watch());
             tokio::spawn(controller.run(async move {
                 let _ = loop_stop_rx.await;
             }))
@@ -100,6 +118,30 @@ pub async fn serve(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The engine and its first answer, when the config names Swarm services.
+async fn first_look(
+    config: &Config,
+) -> Result<Option<(Arc<crate::swarm::Engine>, crate::swarm::Tasks)>, crate::swarm::EngineError> {
+    let services = config.swarm_services();
+    let Some(network) = config.swarm.network.as_deref().filter(|_| !services.is_empty()) else {
+        return Ok(None);
+    };
+    let engine =
+        crate::swarm::Engine::connect(&config.swarm.socket, std::time::Duration::from_secs(10))
+            .await?;
+    let tasks = engine.tasks(network, &services).await?;
+    for problem in tasks.problems() {
+        tracing::warn!(%problem, "Swarm service");
+    }
+    let servers: Vec<String> = tasks
+        .running
+        .iter()
+        .map(|(s, ips)| format!("{s}={}", ips.len()))
+        .collect();
+    tracing::info!(socket = %config.swarm.socket.display(), network, tasks = %servers.join(" "), "Docker engine read");
+    Ok(Some((Arc::new(engine), tasks)))
 }
 
 /// Reloads the config file on every SIGHUP, once the controller is loaded; a bad file is logged

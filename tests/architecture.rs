@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
         "telemetry",
     ],
     &["analysis", "provider", "rollout"],
-    &["metrics", "notify", "store", "traefik_api"],
+    &["metrics", "notify", "store", "swarm", "traefik_api"],
     &["controller"],
     &["api"],
     &["client", "demo_backend", "demo_traffic", "server"],

@@ -128,6 +128,10 @@ pub trait MetricsSource: Send + Sync {
 
     /// Where it reads, for status and logs.
     fn describe(&self) -> String;
+
+    /// Replaces the Traefik replicas it reads, as their tasks come and go; a replica it keeps
+    /// keeps its baseline. Sources that find their own targets ignore it.
+    fn set_targets(&self, _urls: &[url::Url]) {}
 }
 
 /// The Traefik service names of an app's two roles, as the metrics label them.

@@ -410,23 +410,27 @@ pub fn page_increases(prev: &Page, prev_read_at: f64, cur: &Page) -> Result<Coll
 
 /// Scrapes Traefik's `/metrics` endpoints directly.
 pub struct TraefikScrape {
-    urls: Vec<Url>,
+    /// The replicas read; replaced as Traefik's tasks come and go (`[swarm] traefik_services`).
+    urls: Mutex<Vec<Url>>,
     http: reqwest::Client,
-    /// Last page per URL, with when it was read (Unix seconds); `None` until a baseline exists.
-    last: Mutex<Vec<Option<(Page, f64)>>>,
+    /// Last page per URL, with when it was read (Unix seconds); absent until a baseline exists.
+    last: Mutex<HashMap<Url, (Page, f64)>>,
 }
 
 impl TraefikScrape {
     pub fn new(urls: Vec<Url>, timeout: Duration) -> Self {
-        let n = urls.len();
         TraefikScrape {
-            urls,
+            urls: Mutex::new(urls),
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
                 .expect("a plain HTTP client builds"),
-            last: Mutex::new(vec![None; n]),
+            last: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn urls(&self) -> Vec<Url> {
+        self.urls.lock().expect("poisoned").clone()
     }
 
     /// Fetches and parses one page as it arrives, keeping the series of `services`.
@@ -507,9 +511,15 @@ impl MetricsSource for TraefikScrape {
         _window: Duration,
     ) -> BoxFuture<'a, Result<Collected, SourceError>> {
         Box::pin(async move {
-            let mut pages = Vec::with_capacity(self.urls.len());
+            let urls = self.urls();
+            if urls.is_empty() {
+                return Err(SourceError::Unreachable(
+                    "no Traefik replica to read: no running task of swarm.traefik_services has an address on swarm.network".into(),
+                ));
+            }
+            let mut pages = Vec::with_capacity(urls.len());
             let mut first_error = None;
-            for url in &self.urls {
+            for url in &urls {
                 let page = self.fetch(url, services).await;
                 if let Err(e) = &page {
                     first_error.get_or_insert_with(|| e.clone());
@@ -518,9 +528,12 @@ impl MetricsSource for TraefikScrape {
             }
             let read_at = unix_seconds();
             let mut last = self.last.lock().expect("poisoned");
+            // A replica that went away takes its baseline with it; one that came is read from
+            // its own first page on.
+            last.retain(|url, _| urls.contains(url));
             let mut total: Collected = BTreeMap::new();
-            for (i, page) in pages.into_iter().enumerate() {
-                if let (Some((prev, prev_read_at)), Some(cur)) = (last[i].as_ref(), &page) {
+            for (url, page) in urls.iter().zip(pages) {
+                if let (Some((prev, prev_read_at)), Some(cur)) = (last.get(url), &page) {
                     match page_increases(prev, *prev_read_at, cur) {
                         Ok(inc) => {
                             for (service, inc) in inc {
@@ -531,7 +544,7 @@ impl MetricsSource for TraefikScrape {
                             first_error.get_or_insert_with(|| {
                                 SourceError::Invalid(format!(
                                     "{}: {why}",
-                                    crate::redact::redacted(&self.urls[i])
+                                    crate::redact::redacted(url)
                                 ))
                             });
                         }
@@ -539,7 +552,14 @@ impl MetricsSource for TraefikScrape {
                 }
                 // A failed URL loses its baseline: its next page only sets a new one. A page
                 // that went backwards is the baseline for the next.
-                last[i] = page.map(|p| (p, read_at));
+                match page {
+                    Some(p) => {
+                        last.insert(url.clone(), (p, read_at));
+                    }
+                    None => {
+                        last.remove(url);
+                    }
+                }
             }
             match first_error {
                 Some(e) => Err(e),
@@ -549,8 +569,12 @@ impl MetricsSource for TraefikScrape {
     }
 
     fn describe(&self) -> String {
-        let urls: Vec<String> = self.urls.iter().map(crate::redact::redacted).collect();
+        let urls: Vec<String> = self.urls().iter().map(crate::redact::redacted).collect();
         format!("traefik {}", urls.join(", "))
+    }
+
+    fn set_targets(&self, urls: &[Url]) {
+        *self.urls.lock().expect("poisoned") = urls.to_vec();
     }
 }
 

@@ -17,7 +17,7 @@ pub enum ApiError {
     #[error("state is not loaded yet")]
     NotLoaded,
     /// `/readyz` while the state cannot be written.
-    #[error("state cannot be persisted, so no weight can change: {0}")]
+    #[error("{0}")]
     NotReady(String),
     #[error("this endpoint needs one Authorization: Bearer <token> header")]
     Unauthorized,

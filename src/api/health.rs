@@ -13,18 +13,29 @@ pub async fn healthz() -> Json<HealthView> {
     Json(HealthView {
         status: "ok".into(),
         traefik: None,
+        swarm: None,
     })
 }
 
-/// `200` once the state is loaded and the last state write succeeded.
+/// `200` once the state is loaded, the last state write succeeded and, with Swarm services,
+/// the last look at the Docker engine did.
 pub async fn readyz(Loaded(controller): Loaded) -> Result<Json<HealthView>, ApiError> {
-    match controller.persist_error() {
-        None => Ok(Json(HealthView {
-            status: "ready".into(),
-            traefik: traefik_summary(&controller.traefik_check()),
-        })),
-        Some(why) => Err(ApiError::NotReady(why)),
+    if let Some(why) = controller.persist_error() {
+        return Err(ApiError::NotReady(format!(
+            "state cannot be persisted, so no weight can change: {why}"
+        )));
     }
+    if let Some(why) = controller.engine_error() {
+        return Err(ApiError::NotReady(format!(
+            "the Swarm services' tasks cannot be read, so Traefik keeps the servers last seen: {why}"
+        )));
+    }
+    let problems = controller.swarm_problems();
+    Ok(Json(HealthView {
+        status: "ready".into(),
+        traefik: traefik_summary(&controller.traefik_check()),
+        swarm: (!problems.is_empty()).then(|| problems.join("; ")),
+    }))
 }
 
 /// One line on what Traefik does not serve of the document, if anything.

@@ -26,6 +26,10 @@ pub struct HealthView {
     /// its API could not be read. Readiness is canary-pilot's own: this does not make it 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traefik: Option<String>,
+    /// `/readyz` with Swarm services: services that do not exist, or whose running tasks are
+    /// not on `swarm.network` (their slot has no servers from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<String>,
 }
 
 /// `GET /api/v1/apps`.

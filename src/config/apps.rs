@@ -7,9 +7,10 @@ use url::Url;
 
 use super::check::{is_name, is_token, Check};
 use super::key::KeyPath;
-use super::raw::{RawApp, RawHooks, RawPinHeader, RawSticky};
+use super::raw::{RawApp, RawHooks, RawPinHeader, RawSlot, RawSticky};
 use super::typed::{
-    AnalysisConfig, AppConfig, HooksConfig, PinHeader, StickyCookie, Tls, PIN_PRIORITY_OFFSET,
+    AnalysisConfig, AppConfig, HooksConfig, PinHeader, SlotService, StickyCookie, Tls,
+    PIN_PRIORITY_OFFSET,
 };
 use crate::names::AppNames;
 
@@ -97,11 +98,13 @@ impl AppConfig {
         let analysis = AnalysisConfig::from_raw(raw.analysis, &at.key("analysis"), cx);
         let hooks = HooksConfig::from_raw(raw.hooks, &at.key("hooks"), cx);
         let (pin_cookie, sticky_cookie) = cookies?;
+        let slots = slots?;
         Some(AppConfig {
             name: name?,
             rule: rule?,
             entry_points: entry_points?,
-            slots: slots?,
+            slots: slots.0,
+            slot_services: slots.1,
             initial_stable: initial_stable?,
             pin_header: pin_header?,
             pin_cookie,
@@ -133,48 +136,44 @@ fn entry_points(raw: Vec<String>, at: &KeyPath, cx: &mut Check) -> Option<Vec<St
     names
 }
 
-/// Exactly two slots, each a non-empty list of distinct server URLs.
-fn slots(
-    raw: BTreeMap<String, Vec<String>>,
-    at: &KeyPath,
-    cx: &mut Check,
-) -> Option<BTreeMap<String, Vec<Url>>> {
+/// The servers of each slot, and the slots that are Swarm services.
+type Slots = (BTreeMap<String, Vec<Url>>, BTreeMap<String, SlotService>);
+
+/// Exactly two slots, each a non-empty list of distinct server URLs or a Swarm service.
+fn slots(raw: BTreeMap<String, RawSlot>, at: &KeyPath, cx: &mut Check) -> Option<Slots> {
     let two = cx.ensure(at, raw.len() == 2, || {
         format!(
             "needs exactly two slots (e.g. blue and green), found {}",
             raw.len()
         )
     });
-    let mut slots = Some(BTreeMap::new());
-    for (slot, urls) in raw {
+    let mut slots = Some((BTreeMap::new(), BTreeMap::new()));
+    for (slot, value) in raw {
         let key = at.key(&slot);
         let named = cx.ensure(&key, is_name(&slot), || {
             format!("slot name {slot:?} must be letters, digits, '-' or '_'")
         });
-        let some = cx.ensure(&key, !urls.is_empty(), || {
-            "needs at least one server URL".into()
-        });
-        // Distinct as servers, not as text: `http://a:80` and `HTTP://a/` are one server, which
-        // Traefik would then be given twice (twice its share of the slot's traffic).
-        let mut seen: BTreeMap<Url, &str> = BTreeMap::new();
-        let servers = cx.list(&key, &urls, |cx, k, u| {
-            let url = cx.url(k, u)?;
-            if let Some(first) = seen.get(&url) {
-                return cx.fail(
-                    k,
-                    if first == u {
-                        format!("{u:?} is listed twice")
-                    } else {
-                        format!("{u:?} is the server {first:?} again")
-                    },
+        let checked = match value {
+            RawSlot::Servers(urls) => servers(&urls, &key, cx).map(|s| (s, None)),
+            RawSlot::Service(s) => {
+                let service = cx.check(
+                    &key.key("service"),
+                    s.service,
+                    |s| is_service_name(s),
+                    |s| format!("{s:?} is not a Swarm service name: 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit (a stack's service is STACK_NAME)"),
                 );
+                let port = cx.int::<u16>(&key.key("port"), s.port, 1..=65535);
+                service
+                    .zip(port)
+                    .map(|(service, port)| (Vec::new(), Some(SlotService { service, port })))
             }
-            seen.insert(url.clone(), u);
-            Some(url)
-        });
-        match (named.and(some).and(servers), &mut slots) {
-            (Some(servers), Some(slots)) => {
-                slots.insert(slot, servers);
+        };
+        match (named.and(checked), &mut slots) {
+            (Some((servers, service)), Some((all, services))) => {
+                all.insert(slot.clone(), servers);
+                if let Some(service) = service {
+                    services.insert(slot, service);
+                }
             }
             _ => slots = None,
         }
@@ -183,10 +182,46 @@ fn slots(
     slots
 }
 
+/// What Docker takes as a service name.
+pub(super) fn is_service_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A slot's server URLs: at least one, each a distinct server.
+fn servers(urls: &[String], key: &KeyPath, cx: &mut Check) -> Option<Vec<Url>> {
+    let some = cx.ensure(key, !urls.is_empty(), || {
+        "needs at least one server URL, or a Swarm service { service = \"stack_app\", port = 8080 }"
+            .into()
+    });
+    // Distinct as servers, not as text: `http://a:80` and `HTTP://a/` are one server, which
+    // Traefik would then be given twice (twice its share of the slot's traffic).
+    let mut seen: BTreeMap<Url, &str> = BTreeMap::new();
+    let servers = cx.list(key, urls, |cx, k, u| {
+        let url = cx.url(k, u)?;
+        if let Some(first) = seen.get(&url) {
+            return cx.fail(
+                k,
+                if first == u {
+                    format!("{u:?} is listed twice")
+                } else {
+                    format!("{u:?} is the server {first:?} again")
+                },
+            );
+        }
+        seen.insert(url.clone(), u);
+        Some(url)
+    });
+    some.and(servers)
+}
+
 /// One of the slots. Without slots there is nothing to choose from, and `slots` has its issue.
 fn initial_stable(
     raw: Option<String>,
-    slots: Option<&BTreeMap<String, Vec<String>>>,
+    slots: Option<&BTreeMap<String, RawSlot>>,
     at: &KeyPath,
     cx: &mut Check,
 ) -> Option<String> {

@@ -6,7 +6,7 @@
 //! - `raw`: the serde structs, one doc comment per key;
 //! - `de`: the one walk over the document, which knows every value's key path and span;
 //! - `check`: the validation context and the checks shared by the sections;
-//! - `server`, `metrics`, `notifiers`, `apps`, `analysis`: one section each;
+//! - `server`, `metrics`, `notifiers`, `apps`, `analysis`, `swarm`: one section each;
 //! - `typed`: what the rest of the program reads.
 //!
 //! Adding a key is one field in `raw` (with its default) and one check in its section.
@@ -23,6 +23,7 @@ mod raw;
 pub mod rule;
 mod secret;
 mod server;
+mod swarm;
 mod tolerance;
 mod typed;
 
@@ -36,8 +37,8 @@ pub use secret::{NoSecrets, OsSecrets, Secret, SecretSource};
 pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
     AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
-    NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, StickyCookie, Tls,
-    TraefikConfig, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
+    NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, SlotService, StickyCookie,
+    SwarmConfig, Tls, TraefikConfig, TraefikTasks, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
 };
 
 use check::Check;
@@ -88,17 +89,33 @@ impl Config {
 
     fn from_raw(raw: RawConfig, cx: &mut Check) -> Option<Config> {
         let root = KeyPath::root();
+        let traefik_urls_set = raw.metrics.traefik_urls != raw::RawMetrics::default().traefik_urls;
         let server = ServerConfig::from_raw(raw.server, &root.key("server"), cx);
         let metrics = MetricsConfig::from_raw(raw.metrics, &root.key("metrics"), cx);
         let apps = apps::apps(raw.apps, &root.key("apps"), cx);
         let notifiers = notifiers::notifiers(raw.notifiers, &root.key("notifiers"), cx);
         let traefik = TraefikConfig::from_raw(raw.traefik, &root.key("traefik"), cx);
+        let swarm = SwarmConfig::from_raw(raw.swarm, &root.key("swarm"), cx);
+        if let (Some(swarm), Some(apps), Some(metrics)) = (&swarm, &apps, &metrics) {
+            let uses: Vec<String> = apps
+                .values()
+                .flat_map(|a| {
+                    a.slot_services
+                        .keys()
+                        .map(move |slot| format!("apps.{}.slots.{slot}", a.name))
+                })
+                .chain(swarm.traefik.iter().map(|_| "swarm.traefik_services".to_string()))
+                .collect();
+            let traefik_source = metrics.source == MetricsSourceKind::Traefik;
+            swarm::check_uses(swarm, &uses, traefik_source, traefik_urls_set, cx);
+        }
         Some(Config {
             server: server?,
             metrics: metrics?,
             apps: apps?,
             notifiers: notifiers?,
             traefik: traefik?,
+            swarm: swarm?,
         })
     }
 }

@@ -23,6 +23,82 @@ pub(super) struct RawConfig {
     pub notifiers: Vec<RawNotifier>,
     /// `[traefik]`: Traefik's own API, to read back what it made of the document.
     pub traefik: RawTraefik,
+    /// `[swarm]`: the Docker engine, for slots and Traefik replicas that are Swarm services.
+    pub swarm: RawSwarm,
+}
+
+/// `[swarm]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSwarm {
+    /// The Docker engine's Unix socket (`/var/run/docker.sock` or `unix:///...`).
+    pub socket: String,
+    /// The overlay network Traefik shares with the services: their tasks' addresses on it are
+    /// the servers Traefik is given.
+    pub network: Option<String>,
+    /// How often the running tasks are read.
+    pub poll_interval: String,
+    /// Traefik's own services: every running task of them is scraped.
+    pub traefik_services: Vec<String>,
+    /// The port of Traefik's metrics entry point on its tasks.
+    pub traefik_metrics_port: i64,
+    /// The path of Traefik's metrics on that port.
+    pub traefik_metrics_path: String,
+}
+
+impl Default for RawSwarm {
+    fn default() -> Self {
+        RawSwarm {
+            socket: "/var/run/docker.sock".into(),
+            network: None,
+            poll_interval: "2s".into(),
+            traefik_services: Vec::new(),
+            traefik_metrics_port: 8082,
+            traefik_metrics_path: "/metrics".into(),
+        }
+    }
+}
+
+/// One slot: its server URLs, or a Swarm service whose running tasks are its servers.
+#[derive(Debug)]
+pub(super) enum RawSlot {
+    Servers(Vec<String>),
+    Service(RawSlotService),
+}
+
+/// `{ service, port }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSlotService {
+    /// The Swarm service's full name (`STACK_NAME` for a service of a stack).
+    pub service: String,
+    /// The port the tasks listen on.
+    pub port: i64,
+}
+
+// By hand rather than `#[serde(untagged)]`, which would bury the table's errors under "data did
+// not match any variant".
+impl<'de> Deserialize<'de> for RawSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SlotVisitor;
+        impl<'de> Visitor<'de> for SlotVisitor {
+            type Value = RawSlot;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of server URLs or a Swarm service { service = \"stack_app\", port = 8080 }",
+                )
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<RawSlot, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawSlot::Servers)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSlot, A::Error> {
+                RawSlotService::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawSlot::Service)
+            }
+        }
+        d.deserialize_any(SlotVisitor)
+    }
 }
 
 /// `[traefik]`
@@ -164,8 +240,8 @@ pub(super) struct RawApp {
     pub rule: Option<String>,
     /// Traefik entry points of every generated router.
     pub entry_points: Vec<String>,
-    /// Exactly two slots, each a list of server URLs. Required.
-    pub slots: Option<BTreeMap<String, Vec<String>>>,
+    /// Exactly two slots, each a list of server URLs or a Swarm service. Required.
+    pub slots: Option<BTreeMap<String, RawSlot>>,
     /// The slot that is stable when the app is first seen. Required.
     pub initial_stable: Option<String>,
     /// The header that pins a request to the canary; `X-Canary: true` when unset.

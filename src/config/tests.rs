@@ -438,7 +438,12 @@ pin_cookie = "a;b"
         all[0].message.starts_with("invalid type: integer `5`"),
         "{all:#?}"
     );
-    assert_eq!(all[1].message, "must be an array, not an integer");
+    assert!(
+        all[1]
+            .message
+            .starts_with("invalid type: integer `7`, expected a list of server URLs or a Swarm service"),
+        "{all:#?}"
+    );
 }
 
 #[test]
@@ -616,7 +621,7 @@ fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn every_key_is_documented_in_docs_config_md() {
     let docs = include_str!("../../docs/config.md");
-    let sections: [(&str, &[&str]); 10] = [
+    let sections: [(&str, &[&str]); 12] = [
         ("", fields_of::<raw::RawConfig>()),
         ("", fields_of::<raw::RawServer>()),
         ("", fields_of::<raw::RawMetrics>()),
@@ -627,6 +632,8 @@ fn every_key_is_documented_in_docs_config_md() {
         ("", fields_of::<raw::RawTls>()),
         ("", fields_of::<raw::RawAnalysis>()),
         ("", fields_of::<raw::RawHooks>()),
+        ("", fields_of::<raw::RawSwarm>()),
+        ("", fields_of::<raw::RawSlotService>()),
     ];
     for (prefix, fields) in sections {
         assert!(!fields.is_empty());
@@ -679,4 +686,82 @@ fn traefik_read_back_is_off_by_default_and_its_keys_are_checked() {
     assert!(find(&found, "traefik.check_interval")
         .message
         .contains("at least 500ms"));
+}
+
+const SERVICE_SLOTS: &str = r#"
+[swarm]
+network = "shop_canary-net"
+
+[apps.api]
+rule = "Host(`api.localhost`)"
+initial_stable = "blue"
+slots = { blue = { service = "shop_api-blue", port = 8080 }, green = { service = "shop_api-green", port = 8080 } }
+"#;
+
+#[test]
+fn a_slot_may_be_a_swarm_service_with_its_port() {
+    let c = Config::parse(SERVICE_SLOTS, &NoSecrets).unwrap();
+    let api = &c.apps["api"];
+    assert_eq!(api.slot_services["blue"].service, "shop_api-blue");
+    assert_eq!(api.slot_services["green"].port, 8080);
+    assert!(api.slots["blue"].is_empty(), "servers come from the tasks");
+    assert_eq!(c.swarm.socket, Path::new("/var/run/docker.sock"));
+    assert_eq!(c.swarm.poll_interval, Duration::from_secs(2));
+    assert_eq!(c.swarm.traefik, None);
+    // Without Swarm services, [swarm] is not used and needs nothing.
+    assert!(Config::parse(MINIMAL, &NoSecrets).unwrap().swarm_services().is_empty());
+}
+
+#[test]
+fn swarm_mistakes_are_reported_at_their_keys_in_one_run() {
+    let src = r#"
+[metrics]
+source = "prometheus"
+prometheus_url = "http://prometheus:9090"
+
+[swarm]
+socket = "docker.sock"
+poll_interval = "10ms"
+traefik_services = ["shop traefik"]
+traefik_metrics_port = 0
+
+[apps.api]
+rule = "Host(`api.localhost`)"
+initial_stable = "blue"
+slots = { blue = { service = "-api", port = 70000 }, green = ["http://10.0.0.1:8080"] }
+"#;
+    let all = issues(src);
+    assert!(find(&all, "swarm.socket").message.contains("absolute path"), "{all:#?}");
+    assert!(find(&all, "swarm.poll_interval").message.contains("200ms"), "{all:#?}");
+    assert!(find(&all, "swarm.traefik_services[0]").message.contains("not a Swarm service name"));
+    assert!(find(&all, "swarm.traefik_metrics_port").message.contains("1..=65535"));
+    assert!(find(&all, "apps.api.slots.blue.service").message.contains("not a Swarm service name"));
+    assert!(find(&all, "apps.api.slots.blue.port").message.contains("1..=65535"));
+    let typo = SERVICE_SLOTS.replace("port = 8080 }, green", "prot = 8080 }, green");
+    let all = issues(&typo);
+    assert!(find(&all, "apps.api.slots.blue.prot").message.contains("did you mean `port`?"));
+    assert_eq!(find(&all, "apps.api.slots.blue.port").message, "is required");
+
+    // A service slot without a network, and Traefik's tasks beside a source that cannot use them.
+    let src = r#"
+[metrics]
+source = "prometheus"
+prometheus_url = "http://prometheus:9090"
+
+[swarm]
+traefik_services = ["shop_traefik"]
+
+[apps.api]
+rule = "Host(`api.localhost`)"
+initial_stable = "blue"
+slots = { blue = { service = "shop_api-blue", port = 8080 }, green = ["http://10.0.0.1:8080"] }
+"#;
+    let all = issues(src);
+    let network = find(&all, "swarm.network");
+    assert!(network.message.contains("apps.api.slots.blue"), "{network:?}");
+    assert!(find(&all, "swarm.traefik_services").message.contains("\"traefik\" only"));
+
+    // Traefik's tasks and a hand-written URL list: one of them.
+    let src = format!("[metrics]\ntraefik_urls = [\"http://t:8082/metrics\"]\n{}", SERVICE_SLOTS.replace("[swarm]\n", "[swarm]\ntraefik_services = [\"shop_traefik\"]\n"));
+    assert!(find(&issues(&src), "swarm.traefik_services").message.contains("keep one of them"));
 }

@@ -18,6 +18,46 @@ pub struct Config {
     pub apps: BTreeMap<String, AppConfig>,
     pub notifiers: Vec<NotifierConfig>,
     pub traefik: TraefikConfig,
+    pub swarm: SwarmConfig,
+}
+
+impl Config {
+    /// Every Swarm service whose running tasks canary-pilot follows: the apps' service slots
+    /// and Traefik's own services.
+    pub fn swarm_services(&self) -> std::collections::BTreeSet<String> {
+        let slots = self
+            .apps
+            .values()
+            .flat_map(|a| a.slot_services.values().map(|s| s.service.clone()));
+        let traefik = self.swarm.traefik.iter().flat_map(|t| t.services.clone());
+        slots.chain(traefik).collect()
+    }
+}
+
+/// `[swarm]`: the Docker engine, read for the tasks of the services that are slots or Traefik.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmConfig {
+    pub socket: PathBuf,
+    /// Required once a service is named (checked).
+    pub network: Option<String>,
+    pub poll_interval: Duration,
+    /// Traefik's tasks, scraped instead of `metrics.traefik_urls`.
+    pub traefik: Option<TraefikTasks>,
+}
+
+/// Traefik's services, whose every running task is scraped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraefikTasks {
+    pub services: Vec<String>,
+    pub port: u16,
+    pub path: String,
+}
+
+/// A slot that is a Swarm service: one server per running task, at its address on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotService {
+    pub service: String,
+    pub port: u16,
 }
 
 /// `[traefik]`: reading back from Traefik's API whether it enabled what it was given.
@@ -109,8 +149,11 @@ pub struct AppConfig {
     pub name: String,
     pub rule: String,
     pub entry_points: Vec<String>,
-    /// Exactly two slots, by name.
+    /// Exactly two slots, by name, with their servers. A slot in `slot_services` has the
+    /// servers its service's running tasks were last seen at (none before the first look).
     pub slots: BTreeMap<String, Vec<Url>>,
+    /// The slots that are Swarm services.
+    pub slot_services: BTreeMap<String, SlotService>,
     pub initial_stable: String,
     pub pin_header: PinHeader,
     pub pin_cookie: Option<String>,

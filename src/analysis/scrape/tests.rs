@@ -400,3 +400,44 @@ fn a_page_with_more_series_than_any_traefik_has_is_refused_not_kept() {
     }
     assert_eq!(parse_page(&text, &wanted()).unwrap().len(), MAX_SERIES);
 }
+
+#[tokio::test]
+async fn replicas_that_come_and_go_are_neither_resets_nor_phantom_traffic() {
+    let svc = "app-canary@http";
+    let a = Arc::new(StdMutex::new((200, page(svc, 1000, 0))));
+    let b = Arc::new(StdMutex::new((200, page(svc, 5000, 0))));
+    let (url_a, url_b) = (serve_page(a.clone()).await, serve_page(b.clone()).await);
+    let source = TraefikScrape::new(vec![url_a.clone()], Duration::from_secs(2));
+    let w = wanted();
+    assert!(source.collect(&w, Duration::from_secs(1)).await.unwrap().is_empty());
+
+    // A second replica appears: its counters so far are its baseline, not new traffic.
+    *a.lock().unwrap() = (200, page(svc, 1100, 0));
+    source.set_targets(&[url_a.clone(), url_b.clone()]);
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[svc].requests, 100.0, "only the kept replica's increase");
+    assert!(source.describe().contains(url_b.as_str()), "{}", source.describe());
+
+    *a.lock().unwrap() = (200, page(svc, 1150, 0));
+    *b.lock().unwrap() = (200, page(svc, 5020, 0));
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[svc].requests, 70.0, "both replicas counted");
+
+    // The first goes away: the other counts on from its own baseline; nothing goes negative.
+    *b.lock().unwrap() = (200, page(svc, 5030, 0));
+    source.set_targets(std::slice::from_ref(&url_b));
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[svc].requests, 10.0);
+
+    // It comes back (a new task at the same address, counters from 0): a baseline again.
+    *a.lock().unwrap() = (200, page(svc, 3, 0));
+    *b.lock().unwrap() = (200, page(svc, 5040, 0));
+    source.set_targets(&[url_a, url_b]);
+    let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[svc].requests, 10.0);
+
+    // No replica at all is an error that says so, not an empty window.
+    source.set_targets(&[]);
+    let err = source.collect(&w, Duration::from_secs(1)).await.unwrap_err();
+    assert!(err.to_string().contains("no Traefik replica"), "{err}");
+}

@@ -1,0 +1,109 @@
+//! `[swarm]`: the Docker engine that canary-pilot reads for the running tasks of the services
+//! that are slots, and of Traefik's own services; and what it needs of the rest of the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::apps::is_service_name;
+use super::check::Check;
+use super::key::KeyPath;
+use super::raw::RawSwarm;
+use super::typed::{SwarmConfig, TraefikTasks};
+
+impl SwarmConfig {
+    pub(super) fn from_raw(raw: RawSwarm, at: &KeyPath, cx: &mut Check) -> Option<Self> {
+        let socket_key = at.key("socket");
+        let path = raw.socket.strip_prefix("unix://").unwrap_or(&raw.socket);
+        let socket = cx.check(
+            &socket_key,
+            PathBuf::from(path),
+            |p| p.is_absolute(),
+            |_| {
+                format!(
+                    "{:?} must be the absolute path of the Docker engine's Unix socket, e.g. \"/var/run/docker.sock\"",
+                    raw.socket
+                )
+            },
+        );
+        let network_key = at.key("network");
+        let network = cx.optional(raw.network, |cx, n| {
+            cx.check(
+                &network_key,
+                n,
+                |n| is_service_name(n),
+                |n| format!("{n:?} is not a Docker network name (a stack's network is STACK_NAME)"),
+            )
+        });
+        let interval_key = at.key("poll_interval");
+        let poll_interval = cx
+            .duration(&interval_key, &raw.poll_interval)
+            .and_then(|d| {
+                cx.check(
+                    &interval_key,
+                    d,
+                    |d| (Duration::from_millis(200)..=Duration::from_secs(60)).contains(d),
+                    |_| "must be within 200ms..=1m: servers follow the tasks only this often".into(),
+                )
+            });
+        let services_key = at.key("traefik_services");
+        let services = cx.list(&services_key, raw.traefik_services, |cx, k, s| {
+            cx.check(
+                k,
+                s,
+                |s| is_service_name(s),
+                |s| format!("{s:?} is not a Swarm service name (a stack's service is STACK_NAME)"),
+            )
+        });
+        let port = cx.int::<u16>(&at.key("traefik_metrics_port"), raw.traefik_metrics_port, 1..=65535);
+        let path_key = at.key("traefik_metrics_path");
+        let metrics_path = cx.check(
+            &path_key,
+            raw.traefik_metrics_path,
+            |p| p.starts_with('/') && !p.contains(['?', '#', ' ']),
+            |p| format!("{p:?} must be a path such as \"/metrics\""),
+        );
+        let traefik = match (services?, port?, metrics_path?) {
+            (services, _, _) if services.is_empty() => None,
+            (services, port, path) => Some(TraefikTasks {
+                services,
+                port,
+                path,
+            }),
+        };
+        Some(SwarmConfig {
+            socket: socket?,
+            network: network?,
+            poll_interval: poll_interval?,
+            traefik,
+        })
+    }
+}
+
+/// What a `[swarm]` that is used needs from the other sections: the network, and Traefik's
+/// tasks as the only Traefik source.
+pub(super) fn check_uses(
+    swarm: &SwarmConfig,
+    uses: &[String],
+    traefik_source: bool,
+    traefik_urls_set: bool,
+    cx: &mut Check,
+) {
+    let at = KeyPath::root().key("swarm");
+    if swarm.network.is_none() && !uses.is_empty() {
+        cx.issue(
+            &at.key("network"),
+            format!(
+                "is required by {}: the overlay network that Traefik shares with those services, whose tasks' addresses on it Traefik is given (a stack's network is STACK_NAME)",
+                uses.join(", ")
+            ),
+        );
+    }
+    if swarm.traefik.is_some() {
+        let key = at.key("traefik_services");
+        if !traefik_source {
+            cx.issue(&key, "is read by the metrics source \"traefik\" only; with \"prometheus\", let Prometheus find Traefik's tasks (dns_sd_configs), or remove it");
+        } else if traefik_urls_set {
+            cx.issue(&key, "replaces metrics.traefik_urls, which is set too: keep one of them");
+        }
+    }
+}
