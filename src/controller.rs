@@ -584,7 +584,11 @@ impl Controller {
     /// (`server.listen`, `server.state_file`), when an app's stable slot is no longer among its
     /// slots, or when it removes an app whose release is under way (unless `force`).
     pub async fn reload(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
-        if !new.swarm_services().is_empty() && self.engine.is_none() {
+        // The engine is connected at start, when the config names Swarm services.
+        if self.engine.is_none()
+            && self.config().swarm_services().is_empty()
+            && !new.swarm_services().is_empty()
+        {
             return Err(ReloadRefusal::NeedsRestart {
                 key: "swarm (the first Swarm service named)",
             }

@@ -125,7 +125,12 @@ async fn first_look(
     config: &Config,
 ) -> Result<Option<(Arc<crate::swarm::Engine>, crate::swarm::Tasks)>, crate::swarm::EngineError> {
     let services = config.swarm_services();
-    let Some(network) = config.swarm.network.as_deref().filter(|_| !services.is_empty()) else {
+    let Some(network) = config
+        .swarm
+        .network
+        .as_deref()
+        .filter(|_| !services.is_empty())
+    else {
         return Ok(None);
     };
     let engine =

@@ -163,12 +163,10 @@ impl Engine {
                 socket,
                 cause: message,
             },
-            bollard::errors::Error::DockerResponseServerError { message, .. } => {
-                EngineError::Api {
-                    socket,
-                    cause: message,
-                }
-            }
+            bollard::errors::Error::DockerResponseServerError { message, .. } => EngineError::Api {
+                socket,
+                cause: message,
+            },
             other => EngineError::Unreachable {
                 socket,
                 cause: other.to_string(),

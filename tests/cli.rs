@@ -698,3 +698,44 @@ fn wait_exits_0_on_promotion_1_on_rollback_and_3_on_timeout() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn serve_with_a_docker_socket_that_is_missing_or_refuses_stops_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = dir.path().join("refusing.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&refusing).unwrap();
+    // Accepts and hangs up at once: not an engine.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let missing = dir.path().join("missing.sock");
+    for socket in [&missing, &refusing] {
+        let config = dir.path().join("swarm.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[swarm]\nsocket = \"{}\"\nnetwork = \"shop_net\"\n\n[apps.api]\nrule = \"Host(`a`)\"\ninitial_stable = \"blue\"\nslots = {{ blue = {{ service = \"shop_blue\", port = 8080 }}, green = [\"http://127.0.0.1:1\"] }}\n",
+                dir.path().join("state.json").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let out = run(&["serve", "--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "cannot reach the Docker engine at {}",
+                socket.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("mount the engine's socket"), "{err}");
+        assert!(
+            !dir.path().join("state.json").exists(),
+            "nothing was served or written before the engine answered"
+        );
+    }
+}

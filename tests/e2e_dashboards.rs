@@ -127,7 +127,9 @@ async fn every_dashboard_expression_returns_data_during_a_real_rollout() {
     let stack = Arc::new(Stack::start(opts).await);
     let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     stack.action("start", json!({"version": "v2"})).await;
-    stack.wait_phase("succeeded", Duration::from_secs(150)).await;
+    stack
+        .wait_phase("succeeded", Duration::from_secs(150))
+        .await;
     stack.wait_applied(0).await;
     tokio::time::sleep(common::SWAP_SETTLE).await;
     stack.control("blue", json!({"error_rate": 0.9})).await;

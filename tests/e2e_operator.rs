@@ -50,7 +50,9 @@ async fn slack_and_generic_notifications_follow_a_release_and_a_rollback() {
     );
     let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     stack.action("start", json!({"version": "v2"})).await;
-    stack.wait_phase("succeeded", Duration::from_secs(150)).await;
+    stack
+        .wait_phase("succeeded", Duration::from_secs(150))
+        .await;
     // Once Traefik routes by the swapped roles, the idle blue slot gets a release that fails
     // every request.
     stack.wait_applied(0).await;
@@ -162,7 +164,9 @@ async fn failing_and_hanging_receivers_do_not_slow_the_rollout_and_are_visible()
     );
     let traffic = Traffic::start(&stack, 8, 150.0, Duration::from_secs(240));
     stack.action("start", json!({"version": "v2"})).await;
-    let done = stack.wait_phase("succeeded", Duration::from_secs(150)).await;
+    let done = stack
+        .wait_phase("succeeded", Duration::from_secs(150))
+        .await;
     traffic.stop().await;
 
     // Analyses kept their rhythm (1 s) while every delivery failed or hung for seconds.

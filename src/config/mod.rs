@@ -38,7 +38,8 @@ pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
     AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
     NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, SlotService, StickyCookie,
-    SwarmConfig, Tls, TraefikConfig, TraefikTasks, DEFAULT_ERRORS, DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
+    SwarmConfig, Tls, TraefikConfig, TraefikTasks, DEFAULT_ERRORS, DEFAULT_LATENCY,
+    DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
 };
 
 use check::Check;
@@ -104,7 +105,12 @@ impl Config {
                         .keys()
                         .map(move |slot| format!("apps.{}.slots.{slot}", a.name))
                 })
-                .chain(swarm.traefik.iter().map(|_| "swarm.traefik_services".to_string()))
+                .chain(
+                    swarm
+                        .traefik
+                        .iter()
+                        .map(|_| "swarm.traefik_services".to_string()),
+                )
                 .collect();
             let traefik_source = metrics.source == MetricsSourceKind::Traefik;
             swarm::check_uses(swarm, &uses, traefik_source, traefik_urls_set, cx);

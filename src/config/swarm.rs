@@ -42,7 +42,9 @@ impl SwarmConfig {
                     &interval_key,
                     d,
                     |d| (Duration::from_millis(200)..=Duration::from_secs(60)).contains(d),
-                    |_| "must be within 200ms..=1m: servers follow the tasks only this often".into(),
+                    |_| {
+                        "must be within 200ms..=1m: servers follow the tasks only this often".into()
+                    },
                 )
             });
         let services_key = at.key("traefik_services");
@@ -54,7 +56,11 @@ impl SwarmConfig {
                 |s| format!("{s:?} is not a Swarm service name (a stack's service is STACK_NAME)"),
             )
         });
-        let port = cx.int::<u16>(&at.key("traefik_metrics_port"), raw.traefik_metrics_port, 1..=65535);
+        let port = cx.int::<u16>(
+            &at.key("traefik_metrics_port"),
+            raw.traefik_metrics_port,
+            1..=65535,
+        );
         let path_key = at.key("traefik_metrics_path");
         let metrics_path = cx.check(
             &path_key,
@@ -103,7 +109,10 @@ pub(super) fn check_uses(
         if !traefik_source {
             cx.issue(&key, "is read by the metrics source \"traefik\" only; with \"prometheus\", let Prometheus find Traefik's tasks (dns_sd_configs), or remove it");
         } else if traefik_urls_set {
-            cx.issue(&key, "replaces metrics.traefik_urls, which is set too: keep one of them");
+            cx.issue(
+                &key,
+                "replaces metrics.traefik_urls, which is set too: keep one of them",
+            );
         }
     }
 }

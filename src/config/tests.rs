@@ -439,9 +439,9 @@ pin_cookie = "a;b"
         "{all:#?}"
     );
     assert!(
-        all[1]
-            .message
-            .starts_with("invalid type: integer `7`, expected a list of server URLs or a Swarm service"),
+        all[1].message.starts_with(
+            "invalid type: integer `7`, expected a list of server URLs or a Swarm service"
+        ),
         "{all:#?}"
     );
 }
@@ -709,7 +709,10 @@ fn a_slot_may_be_a_swarm_service_with_its_port() {
     assert_eq!(c.swarm.poll_interval, Duration::from_secs(2));
     assert_eq!(c.swarm.traefik, None);
     // Without Swarm services, [swarm] is not used and needs nothing.
-    assert!(Config::parse(MINIMAL, &NoSecrets).unwrap().swarm_services().is_empty());
+    assert!(Config::parse(MINIMAL, &NoSecrets)
+        .unwrap()
+        .swarm_services()
+        .is_empty());
 }
 
 #[test]
@@ -731,16 +734,35 @@ initial_stable = "blue"
 slots = { blue = { service = "-api", port = 70000 }, green = ["http://10.0.0.1:8080"] }
 "#;
     let all = issues(src);
-    assert!(find(&all, "swarm.socket").message.contains("absolute path"), "{all:#?}");
-    assert!(find(&all, "swarm.poll_interval").message.contains("200ms"), "{all:#?}");
-    assert!(find(&all, "swarm.traefik_services[0]").message.contains("not a Swarm service name"));
-    assert!(find(&all, "swarm.traefik_metrics_port").message.contains("1..=65535"));
-    assert!(find(&all, "apps.api.slots.blue.service").message.contains("not a Swarm service name"));
-    assert!(find(&all, "apps.api.slots.blue.port").message.contains("1..=65535"));
+    assert!(
+        find(&all, "swarm.socket").message.contains("absolute path"),
+        "{all:#?}"
+    );
+    assert!(
+        find(&all, "swarm.poll_interval").message.contains("200ms"),
+        "{all:#?}"
+    );
+    assert!(find(&all, "swarm.traefik_services[0]")
+        .message
+        .contains("not a Swarm service name"));
+    assert!(find(&all, "swarm.traefik_metrics_port")
+        .message
+        .contains("1..=65535"));
+    assert!(find(&all, "apps.api.slots.blue.service")
+        .message
+        .contains("not a Swarm service name"));
+    assert!(find(&all, "apps.api.slots.blue.port")
+        .message
+        .contains("1..=65535"));
     let typo = SERVICE_SLOTS.replace("port = 8080 }, green", "prot = 8080 }, green");
     let all = issues(&typo);
-    assert!(find(&all, "apps.api.slots.blue.prot").message.contains("did you mean `port`?"));
-    assert_eq!(find(&all, "apps.api.slots.blue.port").message, "is required");
+    assert!(find(&all, "apps.api.slots.blue.prot")
+        .message
+        .contains("did you mean `port`?"));
+    assert_eq!(
+        find(&all, "apps.api.slots.blue.port").message,
+        "is required"
+    );
 
     // A service slot without a network, and Traefik's tasks beside a source that cannot use them.
     let src = r#"
@@ -758,10 +780,23 @@ slots = { blue = { service = "shop_api-blue", port = 8080 }, green = ["http://10
 "#;
     let all = issues(src);
     let network = find(&all, "swarm.network");
-    assert!(network.message.contains("apps.api.slots.blue"), "{network:?}");
-    assert!(find(&all, "swarm.traefik_services").message.contains("\"traefik\" only"));
+    assert!(
+        network.message.contains("apps.api.slots.blue"),
+        "{network:?}"
+    );
+    assert!(find(&all, "swarm.traefik_services")
+        .message
+        .contains("\"traefik\" only"));
 
     // Traefik's tasks and a hand-written URL list: one of them.
-    let src = format!("[metrics]\ntraefik_urls = [\"http://t:8082/metrics\"]\n{}", SERVICE_SLOTS.replace("[swarm]\n", "[swarm]\ntraefik_services = [\"shop_traefik\"]\n"));
-    assert!(find(&issues(&src), "swarm.traefik_services").message.contains("keep one of them"));
+    let src = format!(
+        "[metrics]\ntraefik_urls = [\"http://t:8082/metrics\"]\n{}",
+        SERVICE_SLOTS.replace(
+            "[swarm]\n",
+            "[swarm]\ntraefik_services = [\"shop_traefik\"]\n"
+        )
+    );
+    assert!(find(&issues(&src), "swarm.traefik_services")
+        .message
+        .contains("keep one of them"));
 }

@@ -755,3 +755,91 @@ async fn traefik_counts_as_unreadable_only_after_three_failed_read_backs_in_a_ro
         .render()
         .contains("canary_pilot_traefik_check_up 0"));
 }
+
+const SERVICE_SLOTS: &str = r#"
+[swarm]
+network = "shop_net"
+
+[apps.shop]
+rule = "Host(`shop.localhost`)"
+initial_stable = "blue"
+slots = { blue = { service = "shop_blue", port = 8080 }, green = { service = "shop_green", port = 8080 } }
+"#;
+
+fn tasks(blue: &[&str], green: &[&str]) -> swarm::Tasks {
+    let ips = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect();
+    swarm::Tasks {
+        running: BTreeMap::from([
+            ("shop_blue".to_string(), ips(blue)),
+            ("shop_green".to_string(), ips(green)),
+        ]),
+        ..swarm::Tasks::default()
+    }
+}
+
+fn servers(c: &Controller, role: &str) -> Vec<String> {
+    let doc: serde_json::Value = serde_json::from_slice(&c.published().document).unwrap();
+    doc["http"]["services"][format!("shop-{role}")]["loadBalancer"]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn service_slots_follow_the_tasks_and_an_unreadable_engine_changes_nothing() {
+    let store = Arc::new(MemStore::default());
+    let config = Config::parse(SERVICE_SLOTS, &crate::config::NoSecrets).unwrap();
+    let c = Controller::load(Arc::new(config.clone()), Dependencies::new(store.clone())).unwrap();
+    c.set_weight("shop", 20).await.unwrap();
+    let saves = store.saves();
+    assert!(servers(&c, "stable").is_empty(), "nothing seen yet");
+
+    c.apply_tasks(tasks(&["10.0.1.3", "10.0.1.4"], &["10.0.1.9"]))
+        .await;
+    assert_eq!(
+        servers(&c, "stable"),
+        ["http://10.0.1.3:8080", "http://10.0.1.4:8080"]
+    );
+    assert_eq!(servers(&c, "canary"), ["http://10.0.1.9:8080"]);
+    assert_eq!(c.published().apps["shop"].canary_weight, 20, "weights stay");
+    assert_eq!(
+        store.saves(),
+        saves,
+        "servers are not state: nothing written"
+    );
+
+    // The engine cannot be read: the servers last seen stay, and readiness says why.
+    let before = c.published().document.clone();
+    c.engine_failed("cannot reach the Docker engine at /var/run/docker.sock".into());
+    assert_eq!(c.published().document, before);
+    assert!(c.engine_error().unwrap().contains("cannot reach"));
+    // Read again, unchanged: ready again, the same bytes.
+    c.apply_tasks(tasks(&["10.0.1.3", "10.0.1.4"], &["10.0.1.9"]))
+        .await;
+    assert_eq!(c.engine_error(), None);
+    assert_eq!(c.published().document, before);
+
+    // Every canary task gone: its load balancer has no servers, the weighted service still
+    // names both.
+    c.apply_tasks(tasks(&["10.0.1.3", "10.0.1.4"], &[])).await;
+    assert!(servers(&c, "canary").is_empty());
+    let doc: serde_json::Value = serde_json::from_slice(&c.published().document).unwrap();
+    assert_eq!(
+        doc["http"]["services"]["shop"]["weighted"]["services"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A reload of the same file keeps the servers seen and changes no app.
+    let report = c.reload(config, false).await.unwrap();
+    assert!(
+        report.changed.is_empty() && report.settings.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(servers(&c, "stable").len(), 2);
+    assert!(c.swarm_problems().is_empty());
+}

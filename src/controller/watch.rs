@@ -55,7 +55,7 @@ impl Controller {
         }
     }
 
-    fn engine_failed(&self, error: String) {
+    pub(super) fn engine_failed(&self, error: String) {
         let mut view = self.swarm.lock().expect("poisoned");
         if view.error.as_deref() != Some(error.as_str()) {
             tracing::error!(%error, "Docker engine not read; Traefik keeps the servers last seen");
@@ -96,12 +96,21 @@ impl Controller {
                 let before = old.apps.get(app).and_then(|a| a.slots.get(slot));
                 let after = &cfg.slots[slot];
                 if before != Some(after) {
-                    tracing::info!(app, slot, servers = after.len(), was = before.map_or(0, Vec::len), "servers follow the tasks");
+                    tracing::info!(
+                        app,
+                        slot,
+                        servers = after.len(),
+                        was = before.map_or(0, Vec::len),
+                        "servers follow the tasks"
+                    );
                 }
             }
         }
         if new.metrics.traefik_urls != old.metrics.traefik_urls {
-            tracing::info!(replicas = new.metrics.traefik_urls.len(), "Traefik replicas follow the tasks");
+            tracing::info!(
+                replicas = new.metrics.traefik_urls.len(),
+                "Traefik replicas follow the tasks"
+            );
             if let Some(source) = &self.live.read().expect("poisoned").source {
                 source.set_targets(&new.metrics.traefik_urls);
             }

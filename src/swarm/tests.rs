@@ -23,9 +23,9 @@ fn task(id: &str, service_id: &str, state: TaskState, desired: TaskState) -> Tas
 fn network(tasks: &[(&str, &str, &str)]) -> NetworkInspect {
     let mut services: HashMap<String, serde_json::Value> = HashMap::new();
     for (service, name, ip) in tasks {
-        let entry = services
-            .entry(service.to_string())
-            .or_insert_with(|| json!({"VIP": "<nil>", "Ports": [], "LocalLBIndex": 256, "Tasks": []}));
+        let entry = services.entry(service.to_string()).or_insert_with(
+            || json!({"VIP": "<nil>", "Ports": [], "LocalLBIndex": 256, "Tasks": []}),
+        );
         entry["Tasks"].as_array_mut().unwrap().push(json!({
             "Name": name, "EndpointID": "8f9b29af", "EndpointIP": ip, "Info": {"Host IP": "127.0.0.1"}
         }));
@@ -68,18 +68,33 @@ fn running_tasks_on_the_network_are_the_servers_and_the_rest_are_not() {
         ("st_other", "st_other.1.t6", "10.0.1.20"),
     ]);
     let existing = set(&["st_blue", "st_green", "st_other"]);
-    let got = join(&set(&["st_blue", "st_green", "st_gone"]), &existing, &ids, &tasks, &net);
+    let got = join(
+        &set(&["st_blue", "st_green", "st_gone"]),
+        &existing,
+        &ids,
+        &tasks,
+        &net,
+    );
     assert_eq!(
         got.running["st_blue"],
-        vec!["10.0.1.3".parse::<IpAddr>().unwrap(), "10.0.1.7".parse().unwrap()]
+        vec![
+            "10.0.1.3".parse::<IpAddr>().unwrap(),
+            "10.0.1.7".parse().unwrap()
+        ]
     );
     assert_eq!(got.running["st_green"], Vec::<IpAddr>::new());
     assert!(!got.running.contains_key("st_other"));
     assert_eq!(got.missing, set(&["st_gone"]));
     assert_eq!(got.off_network["st_green"], 1);
     let problems = got.problems().join("; ");
-    assert!(problems.contains("\"st_gone\" does not exist"), "{problems}");
-    assert!(problems.contains("1 running task(s) of service \"st_green\" are not on the network"), "{problems}");
+    assert!(
+        problems.contains("\"st_gone\" does not exist"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("1 running task(s) of service \"st_green\" are not on the network"),
+        "{problems}"
+    );
 }
 
 #[test]
@@ -87,8 +102,17 @@ fn global_services_and_ipv6_addresses_are_understood() {
     let ids = HashMap::from([("id".to_string(), "st_traefik".to_string())]);
     let tasks = [task("tg", "id", TaskState::RUNNING, TaskState::RUNNING)];
     let net = network(&[("st_traefik", "st_traefik.nodeid123.tg", "fd00::5")]);
-    let got = join(&set(&["st_traefik"]), &set(&["st_traefik"]), &ids, &tasks, &net);
-    assert_eq!(got.running["st_traefik"], vec!["fd00::5".parse::<IpAddr>().unwrap()]);
+    let got = join(
+        &set(&["st_traefik"]),
+        &set(&["st_traefik"]),
+        &ids,
+        &tasks,
+        &net,
+    );
+    assert_eq!(
+        got.running["st_traefik"],
+        vec!["fd00::5".parse::<IpAddr>().unwrap()]
+    );
     let url = task_url(got.running["st_traefik"][0], 8082, "/metrics").unwrap();
     assert_eq!(url.as_str(), "http://[fd00::5]:8082/metrics");
 }
@@ -123,15 +147,24 @@ fn resolve_gives_service_slots_and_traefik_the_running_tasks_and_nothing_else() 
 
     let tasks = Tasks {
         running: BTreeMap::from([
-            ("st_blue".into(), vec!["10.0.1.3".parse().unwrap(), "10.0.1.4".parse().unwrap()]),
+            (
+                "st_blue".into(),
+                vec!["10.0.1.3".parse().unwrap(), "10.0.1.4".parse().unwrap()],
+            ),
             ("st_traefik".into(), vec!["10.0.1.8".parse().unwrap()]),
         ]),
         ..Tasks::default()
     };
     let got = resolve(&config, Some(&tasks));
-    let blue: Vec<&str> = got.apps["api"].slots["blue"].iter().map(Url::as_str).collect();
+    let blue: Vec<&str> = got.apps["api"].slots["blue"]
+        .iter()
+        .map(Url::as_str)
+        .collect();
     assert_eq!(blue, ["http://10.0.1.3:8080/", "http://10.0.1.4:8080/"]);
-    assert_eq!(got.apps["api"].slots["green"], config.apps["api"].slots["green"]);
+    assert_eq!(
+        got.apps["api"].slots["green"],
+        config.apps["api"].slots["green"]
+    );
     let traefik: Vec<&str> = got.metrics.traefik_urls.iter().map(Url::as_str).collect();
     assert_eq!(traefik, ["http://10.0.1.8:9100/metrics"]);
     // Resolving again with what was seen is the same config: nothing to publish.
@@ -153,7 +186,10 @@ fn resolve_gives_service_slots_and_traefik_the_running_tasks_and_nothing_else() 
             serde_json::from_slice(&crate::provider::render(&cfg, &states)).unwrap();
         let services = &doc["http"]["services"];
         assert_eq!(
-            services["api-stable"]["loadBalancer"]["servers"].as_array().unwrap().len(),
+            services["api-stable"]["loadBalancer"]["servers"]
+                .as_array()
+                .unwrap()
+                .len(),
             servers,
             "{doc}"
         );

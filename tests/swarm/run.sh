@@ -55,6 +55,18 @@ stop_pid() {
 }
 
 created_secrets=()
+tasks_deployed=false TASKS_STACK=cpt
+# remove_stack NAME: docker stack rm, and wait until its containers and networks are gone.
+remove_stack() {
+  local i
+  note "removing stack $1"
+  docker stack rm "$1" >/dev/null 2>&1
+  for ((i = 0; i < 120; i++)); do
+    [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$1")" ] &&
+      [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$1")" ] && break
+    sleep 0.5
+  done
+}
 cleanup() {
   local rc=$? pid i
   set +e
@@ -62,14 +74,9 @@ cleanup() {
   for pid in ${bg_pids[@]+"${bg_pids[@]}"}; do stop_pid "$pid"; done
   if engine_answers; then
     if $deployed || docker stack ls --format '{{.Name}}' 2>/dev/null | grep -qx "$STACK"; then
-      note "removing stack $STACK"
-      docker stack rm "$STACK" >/dev/null 2>&1
-      for ((i = 0; i < 120; i++)); do
-        [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] &&
-          [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ] && break
-        sleep 0.5
-      done
+      remove_stack "$STACK"
     fi
+    if $tasks_deployed; then remove_stack "$TASKS_STACK"; fi
     remove_test_leftovers
     for s in ${created_secrets[@]+"${created_secrets[@]}"}; do docker secret rm "$s" >/dev/null 2>&1; done
     scripts/swarm-images.sh --remove
@@ -116,6 +123,14 @@ if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then
     for ((i = 0; i < 120; i++)); do [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] && break; sleep 0.5; done
   else
     abort "a stack named $STACK runs on this engine and is not the suite's: remove it (docker stack rm $STACK) or run the suite elsewhere"
+  fi
+fi
+# The service-slot stack (tests/swarm/tasks.sh): its network carries the suite's label.
+if docker stack ls --format '{{.Name}}' | grep -qx "$TASKS_STACK"; then
+  if docker network ls -q --filter "label=$TEST_LABEL" --filter "label=com.docker.stack.namespace=$TASKS_STACK" | grep -q .; then
+    remove_stack "$TASKS_STACK"
+  else
+    abort "a stack named $TASKS_STACK runs on this engine and is not the suite's: remove it (docker stack rm $TASKS_STACK) or run the suite elsewhere"
   fi
 fi
 remove_test_leftovers
@@ -516,6 +531,10 @@ eq "stable is blue, v4" "$(status_field stable.slot) $(status_field stable.versi
 wait_for 20 sh -c "[ \"\$(curl -fs $api/api/http/services/api-stable@http | grep -c api-blue)\" -gt 0 ]" ||
   fail "Traefik serves api-stable from api-blue"
 eq "everything reaches v4" "$(requests 100)" "200:v4=100"
+
+# --- service slots -------------------------------------------------------------------------------
+# shellcheck source=tests/swarm/tasks.sh
+source tests/swarm/tasks.sh
 
 # --- logs ------------------------------------------------------------------------------------------
 echo "# logs"

@@ -409,14 +409,22 @@ async fn replicas_that_come_and_go_are_neither_resets_nor_phantom_traffic() {
     let (url_a, url_b) = (serve_page(a.clone()).await, serve_page(b.clone()).await);
     let source = TraefikScrape::new(vec![url_a.clone()], Duration::from_secs(2));
     let w = wanted();
-    assert!(source.collect(&w, Duration::from_secs(1)).await.unwrap().is_empty());
+    assert!(source
+        .collect(&w, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_empty());
 
     // A second replica appears: its counters so far are its baseline, not new traffic.
     *a.lock().unwrap() = (200, page(svc, 1100, 0));
     source.set_targets(&[url_a.clone(), url_b.clone()]);
     let got = source.collect(&w, Duration::from_secs(1)).await.unwrap();
     assert_eq!(got[svc].requests, 100.0, "only the kept replica's increase");
-    assert!(source.describe().contains(url_b.as_str()), "{}", source.describe());
+    assert!(
+        source.describe().contains(url_b.as_str()),
+        "{}",
+        source.describe()
+    );
 
     *a.lock().unwrap() = (200, page(svc, 1150, 0));
     *b.lock().unwrap() = (200, page(svc, 5020, 0));
@@ -438,6 +446,9 @@ async fn replicas_that_come_and_go_are_neither_resets_nor_phantom_traffic() {
 
     // No replica at all is an error that says so, not an empty window.
     source.set_targets(&[]);
-    let err = source.collect(&w, Duration::from_secs(1)).await.unwrap_err();
+    let err = source
+        .collect(&w, Duration::from_secs(1))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no Traefik replica"), "{err}");
 }
