@@ -1180,6 +1180,7 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
     }
 }
 
+mod managed;
 mod watch;
 use watch::SwarmView;
 

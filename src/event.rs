@@ -16,6 +16,9 @@ pub enum EventKind {
     Promoted,
     RolledBack,
     WeightSet,
+    /// The stable role went back to the other slot, which now runs the same version: a
+    /// Swarm-managed app's primary service took over again after a promotion.
+    HandedBack,
     /// A failed analysis that did not yet roll back.
     AnalysisFailed,
     /// A hook (pre-rollout, post-rollout, rollback) could not be delivered.
@@ -36,13 +39,14 @@ impl EventKind {
             EventKind::Promoted => "promoted",
             EventKind::RolledBack => "rolled_back",
             EventKind::WeightSet => "weight_set",
+            EventKind::HandedBack => "handed_back",
             EventKind::AnalysisFailed => "analysis_failed",
             EventKind::HookFailed => "hook_failed",
             EventKind::NotificationFailed => "notification_failed",
         }
     }
 
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Started,
         EventKind::Advanced,
         EventKind::Paused,
@@ -51,6 +55,7 @@ impl EventKind {
         EventKind::Promoted,
         EventKind::RolledBack,
         EventKind::WeightSet,
+        EventKind::HandedBack,
         EventKind::AnalysisFailed,
         EventKind::HookFailed,
         EventKind::NotificationFailed,

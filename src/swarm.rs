@@ -21,6 +21,8 @@ use url::Url;
 
 use crate::config::Config;
 
+pub mod manage;
+
 /// How to make the engine reachable, said with every error that it is not.
 const SOCKET_HOWTO: &str = "mount the engine's socket into canary-pilot's container \
     (volumes: [/var/run/docker.sock:/var/run/docker.sock:ro]) on a manager node (placement \

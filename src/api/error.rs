@@ -136,6 +136,7 @@ impl From<ControlError> for ApiError {
                 r @ (Refusal::Busy { .. }
                 | Refusal::NotActive(_)
                 | Refusal::NotPaused(_)
+                | Refusal::NotSucceeded(_)
                 | Refusal::RolledBack(_)),
             ) => ApiError::Conflict(r.to_string()),
             ControlError::Persist(_) => ApiError::NotPersisted(

@@ -9,8 +9,8 @@ use super::check::{is_name, is_token, Check};
 use super::key::KeyPath;
 use super::raw::{RawApp, RawHooks, RawPinHeader, RawSlot, RawSticky};
 use super::typed::{
-    AnalysisConfig, AppConfig, HooksConfig, PinHeader, SlotService, StickyCookie, Tls,
-    PIN_PRIORITY_OFFSET,
+    AnalysisConfig, AppConfig, HooksConfig, ManagedService, PinHeader, SlotService, StickyCookie,
+    Tls, CANARY_SLOT, PIN_PRIORITY_OFFSET, PRIMARY_SLOT,
 };
 use crate::names::AppNames;
 
@@ -78,11 +78,41 @@ impl AppConfig {
             )
         });
         let entry_points = entry_points(raw.entry_points, &at.key("entry_points"), cx);
-        let initial_stable = initial_stable(raw.initial_stable, raw.slots.as_ref(), at, cx);
         let slots_key = at.key("slots");
-        let slots = cx
-            .required(&slots_key, raw.slots)
-            .and_then(|s| slots(s, &slots_key, cx));
+        let (initial_stable, slots, managed) = match raw.service {
+            None => (
+                initial_stable(raw.initial_stable, raw.slots.as_ref(), at, cx),
+                cx.required(&slots_key, raw.slots)
+                    .and_then(|s| slots(s, &slots_key, cx)),
+                Some(None),
+            ),
+            Some(service) => {
+                let managed = managed(
+                    service,
+                    raw.slots.is_some(),
+                    raw.initial_stable.is_some(),
+                    at,
+                    cx,
+                );
+                let slots = managed.as_ref().map(|m| {
+                    let slot = |service: &str| SlotService {
+                        service: service.to_string(),
+                        port: m.port,
+                    };
+                    (
+                        BTreeMap::from([
+                            (PRIMARY_SLOT.to_string(), Vec::new()),
+                            (CANARY_SLOT.to_string(), Vec::new()),
+                        ]),
+                        BTreeMap::from([
+                            (PRIMARY_SLOT.to_string(), slot(&m.primary)),
+                            (CANARY_SLOT.to_string(), slot(&m.service)),
+                        ]),
+                    )
+                });
+                (Some(PRIMARY_SLOT.to_string()), slots, managed.map(Some))
+            }
+        };
         let pin_header = pin_header(raw.pin_header, &at.key("pin_header"), cx);
         let cookies = cookies(raw.pin_cookie, raw.sticky_cookie, at, cx);
         let top = u32::MAX - PIN_PRIORITY_OFFSET;
@@ -105,6 +135,7 @@ impl AppConfig {
             entry_points: entry_points?,
             slots: slots.0,
             slot_services: slots.1,
+            managed: managed?,
             initial_stable: initial_stable?,
             pin_header: pin_header?,
             pin_cookie,
@@ -180,6 +211,38 @@ fn slots(raw: BTreeMap<String, RawSlot>, at: &KeyPath, cx: &mut Check) -> Option
     }
     two?;
     slots
+}
+
+/// `service = { name, port }`: alone, without `slots` or `initial_stable`.
+fn managed(
+    raw: super::raw::RawManaged,
+    has_slots: bool,
+    has_initial_stable: bool,
+    at: &KeyPath,
+    cx: &mut Check,
+) -> Option<ManagedService> {
+    let key = at.key("service");
+    let alone = cx.ensure(&key, !has_slots, || {
+        "an app is either two slots or one Swarm service that canary-pilot releases; remove slots or service".into()
+    });
+    let no_stable = cx.ensure(&at.key("initial_stable"), !has_initial_stable, || {
+        format!("a Swarm-managed app starts on its {PRIMARY_SLOT} service; remove initial_stable")
+    });
+    let name = cx.check(
+        &key.key("name"),
+        raw.name,
+        |s| is_service_name(s) && s.len() + "-primary".len() <= 63,
+        |s| format!("{s:?} is not a Swarm service name of at most 55 characters (its primary is NAME-primary): letters, digits, '-', '_' or '.', starting with a letter or digit"),
+    );
+    let port = cx.int::<u16>(&key.key("port"), raw.port, 1..=65535);
+    alone?;
+    no_stable?;
+    let service = name?;
+    Some(ManagedService {
+        primary: format!("{service}-primary"),
+        service,
+        port: port?,
+    })
 }
 
 /// What Docker takes as a service name.

@@ -36,10 +36,10 @@ pub use key::KeyPath;
 pub use secret::{NoSecrets, OsSecrets, Secret, SecretSource};
 pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
-    AnalysisConfig, AppConfig, Config, HooksConfig, MetricsConfig, MetricsSourceKind,
-    NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, SlotService, StickyCookie,
-    SwarmConfig, Tls, TraefikConfig, TraefikTasks, DEFAULT_ERRORS, DEFAULT_LATENCY,
-    DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET,
+    AnalysisConfig, AppConfig, Config, HooksConfig, ManagedService, MetricsConfig,
+    MetricsSourceKind, NotifierConfig, NotifierKind, PinHeader, Queries, ServerConfig, SlotService,
+    StickyCookie, SwarmConfig, Tls, TraefikConfig, TraefikTasks, CANARY_SLOT, DEFAULT_ERRORS,
+    DEFAULT_LATENCY, DEFAULT_REQUESTS, PIN_PRIORITY_OFFSET, PRIMARY_SLOT,
 };
 
 use check::Check;

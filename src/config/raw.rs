@@ -66,6 +66,16 @@ pub(super) enum RawSlot {
     Service(RawSlotService),
 }
 
+/// `service = { name, port }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawManaged {
+    /// The service's full name (`STACK_NAME` for a service of a stack).
+    pub name: String,
+    /// The port its tasks listen on.
+    pub port: i64,
+}
+
 /// `{ service, port }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,8 +250,11 @@ pub(super) struct RawApp {
     pub rule: Option<String>,
     /// Traefik entry points of every generated router.
     pub entry_points: Vec<String>,
-    /// Exactly two slots, each a list of server URLs or a Swarm service. Required.
+    /// Exactly two slots, each a list of server URLs or a Swarm service. Required, unless
+    /// `service` is set.
     pub slots: Option<BTreeMap<String, RawSlot>>,
+    /// Instead of `slots`: the user's Swarm service, which canary-pilot releases on its own.
+    pub service: Option<RawManaged>,
     /// The slot that is stable when the app is first seen. Required.
     pub initial_stable: Option<String>,
     /// The header that pins a request to the canary; `X-Canary: true` when unset.
@@ -268,6 +281,7 @@ impl Default for RawApp {
             rule: None,
             entry_points: vec!["web".into()],
             slots: None,
+            service: None,
             initial_stable: None,
             pin_header: None,
             pin_cookie: None,

@@ -53,6 +53,19 @@ pub struct TraefikTasks {
     pub path: String,
 }
 
+/// The user's service of a Swarm-managed app, and the primary service kept beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedService {
+    pub service: String,
+    pub port: u16,
+    /// `SERVICE-primary`.
+    pub primary: String,
+}
+
+/// The slots of a Swarm-managed app.
+pub const PRIMARY_SLOT: &str = "primary";
+pub const CANARY_SLOT: &str = "canary";
+
 /// A slot that is a Swarm service: one server per running task, at its address on the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotService {
@@ -154,6 +167,9 @@ pub struct AppConfig {
     pub slots: BTreeMap<String, Vec<Url>>,
     /// The slots that are Swarm services.
     pub slot_services: BTreeMap<String, SlotService>,
+    /// A Swarm-managed app (`service = { name, port }`): its slots are `primary`, the service
+    /// canary-pilot keeps with the last promoted spec, and `canary`, the user's own service.
+    pub managed: Option<ManagedService>,
     pub initial_stable: String,
     pub pin_header: PinHeader,
     pub pin_cookie: Option<String>,

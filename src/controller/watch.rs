@@ -49,7 +49,10 @@ impl Controller {
                 continue;
             };
             match engine.tasks(network, &services).await {
-                Ok(tasks) => self.apply_tasks(tasks).await,
+                Ok(tasks) => {
+                    self.apply_tasks(tasks).await;
+                    self.after_look(&engine).await;
+                }
                 Err(e) => self.engine_failed(e.to_string()),
             }
         }

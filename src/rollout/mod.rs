@@ -148,6 +148,9 @@ pub enum Input {
         gate: Gate,
         open: bool,
     },
+    /// After a promotion, the stable role goes back to the other slot, which has been brought
+    /// to the promoted version (a Swarm-managed app's primary service): weight 0 stays 0.
+    HandBack,
 }
 
 /// Why an input was refused; the state is unchanged.
@@ -164,6 +167,8 @@ pub enum Refusal {
     NotActive(&'static str),
     #[error("the release is not paused (phase {0})")]
     NotPaused(&'static str),
+    #[error("only a promoted release is handed back (phase {0})")]
+    NotSucceeded(&'static str),
     #[error(
         "the version label must be 1-128 printable characters, without bidirectional or \
          invisible formatting characters"
@@ -438,6 +443,20 @@ pub fn step(app: &AppConfig, s: &AppState, input: Input, now_ms: u64) -> Outcome
             )
         }
         Input::Analysis { verdict, reason } => analysis(&cx, next, verdict, reason),
+        Input::HandBack => match s.phase {
+            Phase::Succeeded => {
+                next.stable_slot = cx.app.other_slot(&s.stable_slot).to_string();
+                next.canary_version = s.stable_version.clone();
+                next.canary_weight = 0;
+                let version = s.stable_version.clone().unwrap_or_default();
+                let reason = format!(
+                    "slot {} runs the promoted release {version} too and is stable again",
+                    next.stable_slot
+                );
+                cx.done(next, EventKind::HandedBack, reason)
+            }
+            other => Err(Refusal::NotSucceeded(other.as_str())),
+        },
         Input::Gate { gate, open } => {
             if s.phase != Phase::Progressing || s.awaiting_gate != Some(gate) || !open {
                 return Ok(None);

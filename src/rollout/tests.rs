@@ -717,3 +717,49 @@ fn pause_while_waiting_for_a_gate_then_resume_waits_for_it_again() {
         .unwrap();
     assert_eq!(open.state.phase, Phase::Promoting);
 }
+
+#[test]
+fn a_promoted_release_is_handed_back_to_the_other_slot_at_weight_zero() {
+    let mut s = AppState::test().at_step(2).in_phase(Phase::Promoting);
+    s.stable_version = Some("v1".into());
+    let promoted = apply(&s, verdict(Verdict::Pass)).state;
+    assert_eq!(
+        (promoted.phase, promoted.stable_slot.as_str()),
+        (Phase::Succeeded, "green")
+    );
+
+    let t = apply(&promoted, Input::HandBack);
+    assert_eq!(
+        t.state.stable_slot, "blue",
+        "the other slot is stable again"
+    );
+    assert_eq!(t.state.phase, Phase::Succeeded);
+    assert_eq!(t.state.canary_weight, 0);
+    assert_eq!(t.state.stable_version.as_deref(), Some("v2"));
+    assert_eq!(
+        t.state.canary_version.as_deref(),
+        Some("v2"),
+        "both slots run v2"
+    );
+    let ev = t.event.unwrap();
+    assert_eq!(ev.kind, EventKind::HandedBack);
+    assert!(
+        ev.reason.contains("slot blue runs the promoted release v2"),
+        "{}",
+        ev.reason
+    );
+
+    // Only after a promotion.
+    for phase in [Phase::Idle, Phase::Progressing, Phase::RolledBack] {
+        let r = step(
+            &app(),
+            &AppState::test().in_phase(phase),
+            Input::HandBack,
+            1_000,
+        );
+        assert!(
+            matches!(r, Err(Refusal::NotSucceeded(_))),
+            "{phase:?}: {r:?}"
+        );
+    }
+}
