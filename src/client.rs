@@ -8,9 +8,9 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::requests::{Action, EventsQuery, ReloadBody, WeightBody};
+use crate::api::requests::{Action, DeployBody, EventsQuery, ReloadBody, WeightBody};
 use crate::api::views::{
-    AppDetail, AppList, AppView, ErrorBody, EventList, EventView, ReloadAnswer,
+    AppDetail, AppList, AppView, DeployAnswer, ErrorBody, EventList, EventView, ReloadAnswer,
 };
 
 /// The variable `serve` reads the admin token from, which the CLI reads too.
@@ -89,6 +89,15 @@ impl Client {
     pub async fn act(&self, app: &str, action: &Action) -> Result<AppDetail, ClientError> {
         let req = self.request(Method::POST, &action.path(app));
         self.read(req.json(&action.body())).await
+    }
+
+    /// `POST /api/v1/apps/{app}/deploy`.
+    pub async fn deploy(&self, app: &str, image: &str) -> Result<DeployAnswer, ClientError> {
+        let req = self.request(Method::POST, &format!("/api/v1/apps/{app}/deploy"));
+        self.read(req.json(&DeployBody {
+            image: image.to_string(),
+        }))
+        .await
     }
 
     /// `PUT /api/v1/apps/{app}/weight`.

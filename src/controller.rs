@@ -1182,6 +1182,7 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
 
 mod managed;
 mod watch;
+pub use managed::{DeployError, Deployed};
 use watch::SwarmView;
 
 #[cfg(test)]

@@ -739,3 +739,73 @@ fn serve_with_a_docker_socket_that_is_missing_or_refuses_stops_and_says_what_to_
         );
     }
 }
+
+#[test]
+fn wait_for_a_version_waits_through_other_releases_and_deploy_needs_a_managed_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, url) = serve_without_metrics(dir.path());
+    run(&["start", "api", "--version", "v2", "--server", &url]);
+    run(&["promote", "api", "--server", &url]);
+    wait_for_phase(&url, "succeeded");
+    // v2 ended; a wait for v3 goes on until v3's own release ends.
+    let waiting = Command::new(BIN)
+        .args([
+            "wait",
+            "api",
+            "--version",
+            "v3",
+            "--every",
+            "100ms",
+            "--timeout",
+            "30s",
+            "--server",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    run(&["start", "api", "--version", "v3", "--server", &url]);
+    std::thread::sleep(Duration::from_millis(300));
+    run(&["abort", "api", "--reason", "bad p99", "--server", &url]);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("release v3 of api was rolled back: bad p99"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "wait",
+        "api",
+        "--version",
+        "v2",
+        "--timeout",
+        "1s",
+        "--server",
+        &url,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "v2 is not the release there now: {}",
+        text(&out.stderr)
+    );
+
+    // deploy: only for an app whose config names its Swarm service.
+    let out = run(&["deploy", "api", "--image", "shop/api:v4", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("409") && err.contains("is not a Swarm-managed app"),
+        "{err}"
+    );
+    let out = run(&["deploy", "api", "--image", "shop api", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not a Swarm-managed app"),
+        "an unmanaged app is refused first: {err}"
+    );
+}

@@ -6,8 +6,12 @@ use axum::extract::Query;
 use axum::Json;
 
 use super::extract::{Admin, AppName, Body, Reader};
-use super::requests::{Action, EventsQuery, NoBody, ReasonBody, ReloadBody, StartBody, WeightBody};
-use super::views::{AnalysisView, AppDetail, AppList, AppView, EventList, EventView, ReloadAnswer};
+use super::requests::{
+    Action, DeployBody, EventsQuery, NoBody, ReasonBody, ReloadBody, StartBody, WeightBody,
+};
+use super::views::{
+    AnalysisView, AppDetail, AppList, AppView, DeployAnswer, EventList, EventView, ReloadAnswer,
+};
 use super::ApiError;
 use crate::controller::{Controller, MAX_EVENTS};
 use crate::rollout::Event;
@@ -69,6 +73,25 @@ pub async fn start(
     Body(body): Body<StartBody>,
 ) -> Result<Json<AppDetail>, ApiError> {
     act(&c, &app, Action::Start(body)).await
+}
+
+/// `POST /api/v1/apps/{app}/deploy` with `{"image": "REFERENCE"}`: a Swarm-managed app's
+/// service gets the image; `202`, and the release starts once its tasks run it.
+pub async fn deploy(
+    Admin(c): Admin,
+    AppName(app): AppName,
+    Body(body): Body<DeployBody>,
+) -> Result<(axum::http::StatusCode, Json<DeployAnswer>), ApiError> {
+    let done = c.deploy(&app, &body.image).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(DeployAnswer {
+            app,
+            service: done.service,
+            image: done.image,
+            version: done.version,
+        }),
+    ))
 }
 
 /// `POST /api/v1/apps/{app}/pause`, body optional: `{"reason": "..."}`.

@@ -49,6 +49,9 @@ pub enum ApiError {
     UnknownField(String),
     #[error("{0}")]
     Conflict(String),
+    /// The Docker engine refused or could not be reached.
+    #[error("{0}")]
+    EngineFailed(String),
     /// A reload read a config file with errors: every one of them.
     #[error("the config file has errors: {}", .0.join("; "))]
     InvalidConfig(Vec<String>),
@@ -77,6 +80,7 @@ impl ApiError {
             | ApiError::UnknownField(_)
             | ApiError::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::EngineFailed(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::InvalidWeight(_) => "invalid_weight",
             ApiError::UnknownField(_) => "unknown_field",
             ApiError::Conflict(_) => "conflict",
+            ApiError::EngineFailed(_) => "engine_failed",
             ApiError::InvalidConfig(_) => "invalid_config",
             ApiError::NotPersisted(_) => "not_persisted",
         }
@@ -142,6 +147,20 @@ impl From<ControlError> for ApiError {
             ControlError::Persist(_) => ApiError::NotPersisted(
                 "the state could not be written, so nothing changed; see the controller's log and /readyz",
             ),
+        }
+    }
+}
+
+impl From<crate::controller::DeployError> for ApiError {
+    fn from(e: crate::controller::DeployError) -> Self {
+        use crate::controller::DeployError;
+        match e {
+            DeployError::UnknownApp(app) => ApiError::UnknownApp(app),
+            e @ (DeployError::NotManaged(_) | DeployError::NoService(_)) => {
+                ApiError::Conflict(e.to_string())
+            }
+            e @ DeployError::BadImage(_) => ApiError::InvalidField(e.to_string()),
+            e @ DeployError::Engine(_) => ApiError::EngineFailed(e.to_string()),
         }
     }
 }

@@ -113,6 +113,7 @@ pub const ROUTES: &[Route] = &[
     route!(Get "/api/v1/apps/{app}" => admin::get_app),
     route!(Put "/api/v1/apps/{app}/weight" => admin::set_weight),
     route!(Post "/api/v1/apps/{app}/start" => admin::start),
+    route!(Post "/api/v1/apps/{app}/deploy" => admin::deploy),
     route!(Post "/api/v1/apps/{app}/pause" => admin::pause),
     route!(Post "/api/v1/apps/{app}/resume" => admin::resume),
     route!(Post "/api/v1/apps/{app}/promote" => admin::promote),

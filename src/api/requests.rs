@@ -26,6 +26,19 @@ pub trait RequestBody: serde::de::DeserializeOwned {
     }
 }
 
+/// `POST /api/v1/apps/{app}/deploy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployBody {
+    /// The image the app's service is to run, e.g. `registry.example.com/shop/api:v4`.
+    pub image: String,
+}
+
+impl RequestBody for DeployBody {
+    const SHAPE: &'static str = r#"{"image": "REFERENCE"}, the image the app's service is to run"#;
+    const MAY_BE_EMPTY: bool = false;
+}
+
 /// `POST /api/v1/apps/{app}/start`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -179,6 +179,17 @@ pub struct EventView {
     pub time: String,
 }
 
+/// `POST /api/v1/apps/{app}/deploy`: the service now runs toward the image; its release starts
+/// once its tasks run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployAnswer {
+    pub app: String,
+    pub service: String,
+    pub image: String,
+    /// The version the release will carry: the image's tag, or its digest.
+    pub version: String,
+}
+
 /// `POST /api/v1/reload` when the new config was applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReloadAnswer {

@@ -23,6 +23,7 @@ macro_rules! emit {
 
 mod check;
 mod demo;
+mod deploy;
 mod events;
 mod release;
 mod reload;
@@ -79,6 +80,9 @@ pub enum Command {
     Reload(reload::ReloadArgs),
     /// Set an app's canary weight (0..=100) by hand; an analysed release pauses.
     SetWeight(release::SetWeightArgs),
+    /// Release an image on a Swarm-managed app (`service = { name, port }`) without editing
+    /// its stack; --wait then waits like `wait`.
+    Deploy(deploy::DeployArgs),
     /// Block until the app's release ends: exit 0 when promoted, 1 when rolled back, 3 when
     /// --timeout passed first.
     Wait(wait::WaitArgs),
@@ -143,6 +147,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Abort(args) => release::abort(args, output).await,
         Command::SetWeight(args) => release::set_weight(args, output).await,
         Command::Wait(args) => wait::run(args, output).await,
+        Command::Deploy(args) => deploy::run(args, output).await,
         Command::Events(args) => events::run(args, output).await,
         Command::Reload(args) => reload::run(args, output).await,
         Command::DemoTraffic(args) => demo::traffic(args).await,

@@ -18,6 +18,10 @@ pub struct WaitArgs {
     /// How often to look.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     every: Duration,
+    /// Wait for the release of this version (e.g. the one `deploy` started): releases of other
+    /// versions, and an idle app, are waited through.
+    #[arg(long)]
+    version: Option<String>,
     #[command(flatten)]
     remote: Remote,
 }
@@ -45,6 +49,16 @@ pub fn outcome(app: &AppView) -> Option<Outcome> {
     }
 }
 
+/// What `app` says about the release of `version`: `None` until that release has ended.
+pub fn outcome_of(app: &AppView, version: &str) -> Option<Outcome> {
+    let is = |v: &Option<String>| v.as_deref() == Some(version);
+    match app.phase {
+        Phase::Succeeded if is(&app.stable.version) => Some(Outcome::Promoted),
+        Phase::RolledBack if is(&app.canary.version) => Some(Outcome::RolledBack),
+        _ => None,
+    }
+}
+
 /// What a progress line shows changed: phase, step and weight.
 fn moved(a: &AppView, b: &AppView) -> bool {
     (a.phase, a.step.current, a.weights.canary) != (b.phase, b.step.current, b.weights.canary)
@@ -52,41 +66,68 @@ fn moved(a: &AppView, b: &AppView) -> bool {
 
 pub async fn run(args: WaitArgs, output: Output) -> Result<(), Failure> {
     let client = args.remote.client()?;
+    wait(
+        &client,
+        &args.app,
+        args.version.as_deref(),
+        args.timeout,
+        args.every,
+        output,
+    )
+    .await
+}
+
+/// Waits for `app`'s release (of `version`, if given) to end; see [`run`].
+pub async fn wait(
+    client: &crate::client::Client,
+    app_name: &str,
+    version: Option<&str>,
+    timeout: Option<Duration>,
+    every: Duration,
+    output: Output,
+) -> Result<(), Failure> {
     let started = Instant::now();
     let mut last: Option<AppView> = None;
     loop {
-        let app = client.app(&args.app).await?.app;
+        let app = client.app(app_name).await?.app;
         if last.as_ref().is_none_or(|l| moved(l, &app)) {
             match output {
                 Output::Text => emit!("{}", status_line(&app, Width::of_stdout())),
                 Output::Json => emit!("{}", json_text(&app, false)),
             }
         }
-        let version = app.canary.version.clone().unwrap_or_else(|| "-".into());
-        match outcome(&app) {
+        let ended = match version {
+            Some(v) => outcome_of(&app, v),
+            None => outcome(&app),
+        };
+        let version = version
+            .map(str::to_string)
+            .or_else(|| app.canary.version.clone())
+            .unwrap_or_else(|| "-".into());
+        match ended {
             Some(Outcome::Promoted) => return Ok(()),
             Some(Outcome::RolledBack) => {
                 return Err(Failure::failed(anyhow::anyhow!(
                     "release {version} of {} was rolled back: {}",
-                    args.app,
+                    app_name,
                     app.reason.as_deref().unwrap_or("no reason recorded")
                 )))
             }
             Some(Outcome::NoRelease) => {
                 return Err(Failure::failed(anyhow::anyhow!(
                     "no release of {} to wait for: it is idle (start one first)",
-                    args.app
+                    app_name
                 )))
             }
             None => {}
         }
-        if let Some(limit) = args.timeout {
+        if let Some(limit) = timeout {
             if started.elapsed() >= limit {
                 return Err(Failure {
                     code: TIMED_OUT,
                     error: anyhow::anyhow!(
                         "release {version} of {} still {} after {}",
-                        args.app,
+                        app_name,
                         app.phase.as_str(),
                         humantime::format_duration(limit)
                     ),
@@ -94,7 +135,7 @@ pub async fn run(args: WaitArgs, output: Output) -> Result<(), Failure> {
             }
         }
         last = Some(app);
-        tokio::time::sleep(args.every.max(Duration::from_millis(100))).await;
+        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
     }
 }
 

@@ -26,7 +26,65 @@ use crate::rollout::Input;
 use crate::swarm::manage::{self, Action, RELEASE_LABEL, ROLLED_BACK_LABEL};
 use crate::swarm::{Engine, EngineError};
 
+/// Why `deploy` did not update the service.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("no app named {0:?}")]
+    UnknownApp(String),
+    #[error(
+        "app {0:?} is not a Swarm-managed app: deploy releases an image of the service named by \
+         `service = {{ name, port }}` in its config; for slots, update the idle slot and `start`"
+    )]
+    NotManaged(String),
+    #[error(
+        "{0:?} is not an image reference: 1-255 printable characters without spaces, e.g. \
+         \"registry.example.com/shop/api:v4\""
+    )]
+    BadImage(String),
+    #[error("service {0:?} does not exist: deploy the app's stack first")]
+    NoService(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What `deploy` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    pub service: String,
+    pub image: String,
+    /// The version the release will carry (the image's tag, or its digest).
+    pub version: String,
+}
+
 impl Controller {
+    /// Releases `image` on a Swarm-managed app: its service's tasks get the image (as with
+    /// `docker service update --image`); the release starts once they run it.
+    pub async fn deploy(&self, app: &str, image: &str) -> Result<Deployed, DeployError> {
+        let config = self.config();
+        let cfg = config
+            .apps
+            .get(app)
+            .ok_or_else(|| DeployError::UnknownApp(app.to_string()))?;
+        let (Some(m), Some(engine)) = (&cfg.managed, &self.engine) else {
+            return Err(DeployError::NotManaged(app.to_string()));
+        };
+        let image_ok =
+            !image.is_empty() && image.len() <= 255 && image.chars().all(|c| c.is_ascii_graphic());
+        if !image_ok {
+            return Err(DeployError::BadImage(image.to_string()));
+        }
+        let (Some(user), _) = engine.managed(&m.service, &m.primary).await? else {
+            return Err(DeployError::NoService(m.service.clone()));
+        };
+        engine.set_image(&user, image).await?;
+        tracing::info!(app, service = %user.name, image, "deployed; the release starts once its tasks run it");
+        Ok(Deployed {
+            service: user.name.clone(),
+            image: image.to_string(),
+            version: manage::image_version(image),
+        })
+    }
+
     /// Moves every Swarm-managed app one step; an app whose step fails is tried again at the
     /// next look, and the error is kept for `/readyz`.
     pub(super) async fn drive_managed(&self, engine: &Engine) {

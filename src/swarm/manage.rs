@@ -378,6 +378,17 @@ impl Engine {
         self.update(service, spec).await
     }
 
+    /// Sets the image of a service's tasks, as `docker service update --image` does.
+    pub async fn set_image(&self, service: &ServiceInfo, image: &str) -> Result<(), EngineError> {
+        let mut spec = service.spec.clone();
+        let template = spec.task_template.get_or_insert_with(TaskSpec::default);
+        template
+            .container_spec
+            .get_or_insert_with(Default::default)
+            .image = Some(image.to_string());
+        self.update(service, spec).await
+    }
+
     /// Sets a service's replica count.
     pub async fn scale(&self, service: &ServiceInfo, replicas: u64) -> Result<(), EngineError> {
         let mut spec = service.spec.clone();

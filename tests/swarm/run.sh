@@ -56,6 +56,7 @@ stop_pid() {
 
 created_secrets=()
 tasks_deployed=false TASKS_STACK=cpt
+managed_deployed=false managed_images=false MANAGED_STACK=cpm
 # remove_stack NAME: docker stack rm, and wait until its containers and networks are gone.
 remove_stack() {
   local i
@@ -67,6 +68,14 @@ remove_stack() {
     sleep 0.5
   done
 }
+# remove_managed: the managed app's stack, and the primary canary-pilot made outside it.
+remove_managed() {
+  local p
+  for p in $(docker service ls --filter "label=canary-pilot.primary-of" --format '{{.Name}}'); do
+    case "$p" in "${MANAGED_STACK}"_*) docker service rm "$p" >/dev/null 2>&1 ;; esac
+  done
+  remove_stack "$MANAGED_STACK"
+}
 cleanup() {
   local rc=$? pid i
   set +e
@@ -77,6 +86,10 @@ cleanup() {
       remove_stack "$STACK"
     fi
     if $tasks_deployed; then remove_stack "$TASKS_STACK"; fi
+    if $managed_deployed; then remove_managed; fi
+    if $managed_images; then
+      for v in v1 v2 v3; do docker image rm "canary-pilot-shop:$v" >/dev/null 2>&1; done
+    fi
     remove_test_leftovers
     for s in ${created_secrets[@]+"${created_secrets[@]}"}; do docker secret rm "$s" >/dev/null 2>&1; done
     scripts/swarm-images.sh --remove
@@ -125,14 +138,17 @@ if docker stack ls --format '{{.Name}}' | grep -qx "$STACK"; then
     abort "a stack named $STACK runs on this engine and is not the suite's: remove it (docker stack rm $STACK) or run the suite elsewhere"
   fi
 fi
-# The service-slot stack (tests/swarm/tasks.sh): its network carries the suite's label.
-if docker stack ls --format '{{.Name}}' | grep -qx "$TASKS_STACK"; then
-  if docker network ls -q --filter "label=$TEST_LABEL" --filter "label=com.docker.stack.namespace=$TASKS_STACK" | grep -q .; then
-    remove_stack "$TASKS_STACK"
-  else
-    abort "a stack named $TASKS_STACK runs on this engine and is not the suite's: remove it (docker stack rm $TASKS_STACK) or run the suite elsewhere"
+# The service-slot and managed stacks (tests/swarm/tasks.sh, managed.sh): their networks carry
+# the suite's label.
+for s in "$TASKS_STACK" "$MANAGED_STACK"; do
+  if docker stack ls --format '{{.Name}}' | grep -qx "$s"; then
+    if docker network ls -q --filter "label=$TEST_LABEL" --filter "label=com.docker.stack.namespace=$s" | grep -q .; then
+      if [ "$s" = "$MANAGED_STACK" ]; then remove_managed; else remove_stack "$s"; fi
+    else
+      abort "a stack named $s runs on this engine and is not the suite's: remove it (docker stack rm $s) or run the suite elsewhere"
+    fi
   fi
-fi
+done
 remove_test_leftovers
 for v in state prometheus-data grafana-data; do
   if docker volume inspect "${STACK}_$v" >/dev/null 2>&1; then
@@ -535,6 +551,8 @@ eq "everything reaches v4" "$(requests 100)" "200:v4=100"
 # --- service slots -------------------------------------------------------------------------------
 # shellcheck source=tests/swarm/tasks.sh
 source tests/swarm/tasks.sh
+# shellcheck source=tests/swarm/managed.sh
+source tests/swarm/managed.sh
 
 # --- logs ------------------------------------------------------------------------------------------
 echo "# logs"
