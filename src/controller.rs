@@ -236,6 +236,10 @@ pub struct Controller {
     /// The Docker engine and what it last showed of the Swarm services followed.
     engine: Option<Arc<swarm::Engine>>,
     swarm: Mutex<SwarmView>,
+    /// The config as the file says it; the one in force adds the apps from labels.
+    file_config: Mutex<Arc<Config>>,
+    /// The apps declared with labels, and the problems of labels that declare none.
+    labelled: Mutex<labels::LabelApps>,
 }
 
 /// What Traefik's API showed at the last read-back.
@@ -357,6 +361,8 @@ impl Controller {
                 error: None,
             }),
             engine: engine.map(|(e, _)| e),
+            file_config: Mutex::new(config),
+            labelled: Mutex::new(labels::LabelApps::default()),
         })
     }
 
@@ -585,15 +591,28 @@ impl Controller {
     /// slots, or when it removes an app whose release is under way (unless `force`).
     pub async fn reload(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
         // The engine is connected at start, when the config names Swarm services.
-        if self.engine.is_none()
-            && self.config().swarm_services().is_empty()
-            && !new.swarm_services().is_empty()
-        {
+        let old = self.config();
+        if self.engine.is_none() && !old.swarm.used(&old) && new.swarm.used(&new) {
             return Err(ReloadRefusal::NeedsRestart {
                 key: "swarm (the first Swarm service named)",
             }
             .into());
         }
+        let old_file = self.file_config();
+        file_guards(&old_file, &new, force)?;
+        let full = self.with_label_apps(&new);
+        let report = self.apply_config(full, force).await?;
+        *self.file_config.lock().expect("poisoned") = Arc::new(new);
+        Ok(report)
+    }
+
+    /// The config as its file says it, without the apps from labels.
+    fn file_config(&self) -> Arc<Config> {
+        self.file_config.lock().expect("poisoned").clone()
+    }
+
+    /// Applies a whole config (the file's and the labels' apps): see [`Controller::reload`].
+    async fn apply_config(&self, new: Config, force: bool) -> Result<ReloadReport, ReloadError> {
         let mut guard = self.state.lock().await;
         let old = self.config();
         // Service slots get the servers last seen, so that only what the file changed differs.
@@ -1018,15 +1037,12 @@ fn dry_run_target(app: &AppConfig, state: &StateFile, input: &Input) -> Option<A
 /// The state `new` gives, from `state` under `old`, and what changed; refused, with nothing
 /// changed, when `new` needs a restart, drops an app's stable slot, or removes an app whose
 /// release is under way (unless `force`).
-fn reconcile(
-    old: &Config,
-    new: &Config,
-    state: &StateFile,
-    force: bool,
-    now_ms: u64,
-) -> Result<(StateFile, ReloadReport), ReloadRefusal> {
+/// What a new config file must not do unless forced: have no apps (an empty or half-written
+/// file), drop every app, or drop the admin token. Checked on the files alone: apps from
+/// labels come and go with their services.
+fn file_guards(old: &Config, new: &Config, force: bool) -> Result<(), ReloadRefusal> {
     if !force {
-        if new.apps.is_empty() {
+        if new.apps.is_empty() && !new.swarm.labels {
             return Err(ReloadRefusal::NoApps);
         }
         if !old.apps.is_empty() && old.apps.keys().all(|n| !new.apps.contains_key(n)) {
@@ -1041,6 +1057,16 @@ fn reconcile(
             });
         }
     }
+    Ok(())
+}
+
+fn reconcile(
+    old: &Config,
+    new: &Config,
+    state: &StateFile,
+    force: bool,
+    now_ms: u64,
+) -> Result<(StateFile, ReloadReport), ReloadRefusal> {
     for (key, changed) in [
         ("server.listen", new.server.listen != old.server.listen),
         (
@@ -1180,6 +1206,7 @@ fn publish(config: &Arc<Config>, state: &StateFile, prev: Option<&Published>) ->
     }
 }
 
+mod labels;
 mod managed;
 mod watch;
 pub use managed::{DeployError, Deployed};

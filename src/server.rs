@@ -129,7 +129,7 @@ async fn first_look(
         .swarm
         .network
         .as_deref()
-        .filter(|_| !services.is_empty())
+        .filter(|_| config.swarm.used(config))
     else {
         return Ok(None);
     };

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::config::Config;
 
+pub mod labels;
 pub mod manage;
 
 /// How to make the engine reachable, said with every error that it is not.
@@ -101,6 +102,33 @@ impl Engine {
             docker,
             socket: socket.to_owned(),
         })
+    }
+
+    /// The services labelled `canary-pilot.enable=true`, with their labels, by name.
+    pub async fn labelled(&self) -> Result<Vec<(String, BTreeMap<String, String>)>, EngineError> {
+        let filters = HashMap::from([("label", vec![format!("{}=true", labels::ENABLE)])]);
+        let options = bollard::query_parameters::ListServicesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let mut out: Vec<(String, BTreeMap<String, String>)> = self
+            .docker
+            .list_services(Some(options))
+            .await
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .filter_map(|s| {
+                let spec = s.spec?;
+                let labels: BTreeMap<String, String> =
+                    spec.labels.unwrap_or_default().into_iter().collect();
+                // A primary is canary-pilot's own, never an app.
+                if labels.contains_key(manage::PRIMARY_OF_LABEL) {
+                    return None;
+                }
+                Some((spec.name?, labels))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The running tasks of `services` and their addresses on `network`.

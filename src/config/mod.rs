@@ -98,22 +98,28 @@ impl Config {
         let traefik = TraefikConfig::from_raw(raw.traefik, &root.key("traefik"), cx);
         let swarm = SwarmConfig::from_raw(raw.swarm, &root.key("swarm"), cx);
         if let (Some(swarm), Some(apps), Some(metrics)) = (&swarm, &apps, &metrics) {
-            let uses: Vec<String> = apps
+            let managed: Vec<String> = apps
                 .values()
-                .flat_map(|a| {
-                    a.slot_services
-                        .keys()
-                        .map(move |slot| format!("apps.{}.slots.{slot}", a.name))
-                })
+                .filter(|a| a.managed.is_some())
+                .map(|a| format!("apps.{}.service", a.name))
+                .collect();
+            let slots = apps.values().filter(|a| a.managed.is_none()).flat_map(|a| {
+                a.slot_services
+                    .keys()
+                    .map(move |slot| format!("apps.{}.slots.{slot}", a.name))
+            });
+            let uses: Vec<String> = slots
+                .chain(managed.iter().cloned())
                 .chain(
                     swarm
                         .traefik
                         .iter()
-                        .map(|_| "swarm.traefik_services".to_string()),
+                        .map(|_| "swarm.traefik_services".into()),
                 )
+                .chain(swarm.labels.then(|| "swarm.labels".to_string()))
                 .collect();
             let traefik_source = metrics.source == MetricsSourceKind::Traefik;
-            swarm::check_uses(swarm, &uses, traefik_source, traefik_urls_set, cx);
+            swarm::check_uses(swarm, &uses, &managed, traefik_source, traefik_urls_set, cx);
         }
         Some(Config {
             server: server?,

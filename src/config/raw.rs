@@ -44,6 +44,10 @@ pub(super) struct RawSwarm {
     pub traefik_metrics_port: i64,
     /// The path of Traefik's metrics on that port.
     pub traefik_metrics_path: String,
+    /// Apps declared with `canary-pilot.*` labels on the services (Swarm-managed apps).
+    pub labels: bool,
+    /// Never write to the engine: slots and Traefik replicas are followed, nothing is released.
+    pub read_only: bool,
 }
 
 impl Default for RawSwarm {
@@ -55,6 +59,8 @@ impl Default for RawSwarm {
             traefik_services: Vec::new(),
             traefik_metrics_port: 8082,
             traefik_metrics_path: "/metrics".into(),
+            labels: false,
+            read_only: false,
         }
     }
 }

@@ -81,6 +81,8 @@ impl SwarmConfig {
             network: network?,
             poll_interval: poll_interval?,
             traefik,
+            labels: raw.labels,
+            read_only: raw.read_only,
         })
     }
 }
@@ -90,11 +92,28 @@ impl SwarmConfig {
 pub(super) fn check_uses(
     swarm: &SwarmConfig,
     uses: &[String],
+    managed: &[String],
     traefik_source: bool,
     traefik_urls_set: bool,
     cx: &mut Check,
 ) {
     let at = KeyPath::root().key("swarm");
+    if swarm.read_only {
+        let writers: Vec<String> = managed
+            .iter()
+            .cloned()
+            .chain(swarm.labels.then(|| "swarm.labels".to_string()))
+            .collect();
+        if !writers.is_empty() {
+            cx.issue(
+                &at.key("read_only"),
+                format!(
+                    "forbids the writes that {} need: a Swarm-managed app's services are updated and scaled by canary-pilot; use slots of services to only follow tasks",
+                    writers.join(", ")
+                ),
+            );
+        }
+    }
     if swarm.network.is_none() && !uses.is_empty() {
         cx.issue(
             &at.key("network"),

@@ -621,7 +621,7 @@ fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
 #[test]
 fn every_key_is_documented_in_docs_config_md() {
     let docs = include_str!("../../docs/config.md");
-    let sections: [(&str, &[&str]); 12] = [
+    let sections: [(&str, &[&str]); 13] = [
         ("", fields_of::<raw::RawConfig>()),
         ("", fields_of::<raw::RawServer>()),
         ("", fields_of::<raw::RawMetrics>()),
@@ -634,6 +634,7 @@ fn every_key_is_documented_in_docs_config_md() {
         ("", fields_of::<raw::RawHooks>()),
         ("", fields_of::<raw::RawSwarm>()),
         ("", fields_of::<raw::RawSlotService>()),
+        ("", fields_of::<raw::RawManaged>()),
     ];
     for (prefix, fields) in sections {
         assert!(!fields.is_empty());

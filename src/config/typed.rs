@@ -43,6 +43,17 @@ pub struct SwarmConfig {
     pub poll_interval: Duration,
     /// Traefik's tasks, scraped instead of `metrics.traefik_urls`.
     pub traefik: Option<TraefikTasks>,
+    /// Apps are declared with labels on the services too.
+    pub labels: bool,
+    /// canary-pilot never writes to the engine.
+    pub read_only: bool,
+}
+
+impl SwarmConfig {
+    /// The engine is needed: a service is named, or apps come from labels.
+    pub fn used(&self, config: &Config) -> bool {
+        self.labels || !config.swarm_services().is_empty()
+    }
 }
 
 /// Traefik's services, whose every running task is scraped.

@@ -30,10 +30,14 @@ impl Controller {
         self.swarm.lock().expect("poisoned").error.clone()
     }
 
-    /// What is amiss with the services followed (missing, off the network), if anything.
+    /// What is amiss with the services followed (missing, off the network, labels that
+    /// declare no app), if anything.
     pub fn swarm_problems(&self) -> Vec<String> {
         let view = self.swarm.lock().expect("poisoned");
-        view.tasks.as_ref().map(Tasks::problems).unwrap_or_default()
+        let mut problems = view.tasks.as_ref().map(Tasks::problems).unwrap_or_default();
+        drop(view);
+        problems.extend(self.label_problems());
+        problems
     }
 
     /// Reads the engine every `swarm.poll_interval` while the config names Swarm services.
@@ -44,10 +48,16 @@ impl Controller {
         loop {
             let config = self.config();
             tokio::time::sleep(config.swarm.poll_interval).await;
-            let services = config.swarm_services();
-            let (Some(network), false) = (&config.swarm.network, services.is_empty()) else {
+            let (Some(network), true) = (&config.swarm.network, config.swarm.used(&config)) else {
                 continue;
             };
+            if config.swarm.labels {
+                if let Err(e) = self.refresh_labels(&engine, network).await {
+                    self.engine_failed(e.to_string());
+                    continue;
+                }
+            }
+            let services = self.config().swarm_services();
             match engine.tasks(network, &services).await {
                 Ok(tasks) => {
                     self.apply_tasks(tasks).await;

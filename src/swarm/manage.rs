@@ -332,6 +332,9 @@ impl Engine {
         for key in STACK_LABELS {
             labels.remove(key);
         }
+        // The primary is not an app of its own (`canary-pilot.*`), nor routed by Traefik's swarm
+        // provider (`traefik.*`): canary-pilot routes it.
+        labels.retain(|k, _| !k.starts_with("canary-pilot.") && !k.starts_with("traefik."));
         labels.insert(PRIMARY_OF_LABEL.into(), user.name.clone());
         labels.insert(SPEC_LABEL.into(), user.spec_hash.clone());
         spec.labels = Some(labels);

@@ -1,6 +1,8 @@
 # A Swarm-managed app on the real engine, sourced by tests/swarm/run.sh (its helpers, images and
-# cleanup): tests/swarm/managed/stack.yml (stack cpm) has only the user's service shop; every
-# release is a `docker stack deploy` of a new image, as a Swarm user ships.
+# cleanup): tests/swarm/managed/stack.yml (stack cpm) has the user's service shop, declared to
+# canary-pilot by its labels; every release is a `docker stack deploy` of a new image, as a
+# Swarm user ships. Beside it: hello, routed by Traefik's swarm provider from its own labels,
+# the two-slot app plain (server URLs, as on plain hosts), and typo, whose labels are wrong.
 
 MANAGED_STACK=cpm
 echo "# Swarm-managed app: releases on docker stack deploy (stack $MANAGED_STACK)"
@@ -40,6 +42,20 @@ shop_via() { curl -s -o /dev/null --max-time 60 -w '%{http_code}:%header{x-versi
   sort | uniq -c | awk '{ printf "%s%s=%s", sep, $2, $1; sep = " " }'; }
 wait_for 30 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: shop.localhost' $managed_web/)\" = 200 ]" || fail "Traefik routes shop.localhost"
 eq "the primary serves v1" "$(shop_via 50)" "200:v1=50"
+eq "shop is declared by its service's labels alone (the config file has no such app)" \
+  "$(grep -c 'apps.shop' tests/swarm/managed/canary-pilot.toml) $(managed_status name) $(CANARY_PILOT_SERVER=$managed_pilot "$bin" status --output json | python3 -c 'import json,sys; print(",".join(sorted(a["name"] for a in json.load(sys.stdin)["apps"])))')" \
+  "0 shop plain,shop"
+host_via() { curl -s -o /dev/null --max-time 5 -w '%{http_code}:%header{x-version}' -H "Host: $1" "$managed_web/"; }
+wait_for 30 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: hello.localhost' $managed_web/)\" = 200 ]" || true
+eq "Traefik's swarm provider routes hello (not managed) beside canary-pilot's provider" "$(host_via hello.localhost)" "200:hello"
+eq "the two-slot app plain (server URLs) routes beside them" "$(host_via plain.localhost)" "200:hello"
+ready=$(curl -s "$managed_pilot/readyz")
+case "$ready" in
+  *'service \"cpm_typo\", label canary-pilot.analysis.stepz: unknown field `stepz`; did you mean `steps`?'*)
+    pass "typo's bad label is reported for the service and the label in /readyz (still ready)" ;;
+  *) fail "typo's bad label should be reported in /readyz: $ready" ;;
+esac
+eq "typo is not managed: no app, no route" "$(host_via typo.localhost)" "404:"
 
 # release VERSION ERROR_RATE LOG: ship it under bounded load through Traefik; waits for the load.
 managed_traffic() { bg "$1" "$bin" demo-traffic --url "$managed_web/" --host shop.localhost --rps 150 --workers 6 --duration "${2}s" --report 1s; }
