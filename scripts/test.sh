@@ -6,8 +6,8 @@
 # Docker Swarm (tests/swarm/run.sh), promtool, the demo, and a bounded fuzzing run.
 #
 # The end-to-end tests mostly wait (for Traefik's polls, for analyses), and so does the Swarm
-# stage: the side stages run one after the other in the background while `cargo test` runs, each
-# into its own log, printed when it is done. A side stage that fails fails the suite with its log.
+# stage: the side stages run in the background while `cargo test` runs, in two chains (the real
+# Swarm; the rest one after the other), each into its own log, printed when it is done. A side stage that fails fails the suite with its log.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,23 +48,37 @@ side_stages() {
   # A real single-node Swarm: the stage installs and starts the engine when none is there,
   # stops what it started, and fails (never skips) when no engine can be had. About 4 min; the
   # cap only keeps a hung engine from holding CI.
-  run swarm timeout -k 30 900 bash tests/swarm/run.sh
-  run kit bash tests/kit.sh
-  run api_schema timeout -k 10 180 bash tests/api_schema.sh
-  run promtool bash prometheus/check.sh
-  run demo env DEMO_BIN="$PWD/target/debug/canary-pilot" bash scripts/demo.sh
-  run fuzz timeout -k 10 600 env FUZZ_SECONDS=10 bash scripts/fuzz.sh
+  case "$1" in
+    swarm)
+      run swarm timeout -k 30 900 bash tests/swarm/run.sh
+      ;;
+    rest)
+      run kit bash tests/kit.sh
+      run api_schema timeout -k 10 180 bash tests/api_schema.sh
+      run promtool bash prometheus/check.sh
+      run demo env DEMO_BIN="$PWD/target/debug/canary-pilot" bash scripts/demo.sh
+      run fuzz timeout -k 10 600 env FUZZ_SECONDS=10 bash scripts/fuzz.sh
+      ;;
+  esac
 }
-side_stages &
-side_pid=$!
-stop_side() { kill -TERM "$side_pid" 2>/dev/null || true; wait "$side_pid" 2>/dev/null || true; }
+# Two chains: the real Swarm (mostly waiting on the engine) and the rest, one after the other.
+side_stages swarm &
+swarm_pid=$!
+side_stages rest &
+rest_pid=$!
+side_pid="$swarm_pid $rest_pid"
+stop_side() {
+  local p
+  for p in $side_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $side_pid; do wait "$p" 2>/dev/null || true; done
+}
 trap stop_side EXIT
 
 stage "cargo test (beside it: the real Swarm, the kit, the API schema, promtool, the demo, fuzzing)"
 cargo test --all-targets 2>&1
 
 stage "waiting for the side stages"
-wait "$side_pid" || true
+for p in $side_pid; do wait "$p" || true; done
 trap - EXIT
 failed=0
 report() { # report NAME TITLE: prints the stage's log (its tail if it passed) and its outcome

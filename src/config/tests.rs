@@ -801,3 +801,57 @@ slots = { blue = { service = "shop_api-blue", port = 8080 }, green = ["http://10
         .message
         .contains("keep one of them"));
 }
+
+#[test]
+fn a_swarm_managed_app_names_its_service_and_nothing_of_slots() {
+    let src = r#"
+[swarm]
+network = "shop_net"
+
+[apps.shop]
+rule = "Host(`shop.localhost`)"
+service = { name = "shop_api", port = 8080 }
+"#;
+    let c = Config::parse(src, &NoSecrets).unwrap();
+    let shop = &c.apps["shop"];
+    let m = shop.managed.as_ref().unwrap();
+    assert_eq!(
+        (m.service.as_str(), m.primary.as_str(), m.port),
+        ("shop_api", "shop_api-primary", 8080)
+    );
+    assert_eq!(shop.initial_stable, PRIMARY_SLOT);
+    assert_eq!(shop.slot_services[PRIMARY_SLOT].service, "shop_api-primary");
+    assert_eq!(shop.slot_services[CANARY_SLOT].service, "shop_api");
+
+    let both = src.replace(
+        "service = {",
+        "initial_stable = \"blue\"\nslots = { blue = [\"http://a:1\"], green = [\"http://b:1\"] }\nservice = {",
+    );
+    let all = issues(&both);
+    assert!(find(&all, "apps.shop.service")
+        .message
+        .contains("either two slots or one Swarm service"));
+    assert!(find(&all, "apps.shop.initial_stable")
+        .message
+        .contains("remove initial_stable"));
+
+    let long = src.replace("shop_api", &"a".repeat(60));
+    assert!(find(&issues(&long), "apps.shop.service.name")
+        .message
+        .contains("at most 55"));
+
+    let read_only = src.replace("[swarm]\n", "[swarm]\nread_only = true\n");
+    let all = issues(&read_only);
+    let i = find(&all, "swarm.read_only");
+    assert!(i.message.contains("apps.shop.service"), "{i:?}");
+    let labels = "[swarm]\nnetwork = \"n\"\nlabels = true\nread_only = true\n";
+    assert!(find(&issues(labels), "swarm.read_only")
+        .message
+        .contains("swarm.labels"));
+    let no_network = "[swarm]\nlabels = true\n";
+    assert!(find(&issues(no_network), "swarm.network")
+        .message
+        .contains("swarm.labels"));
+    // Apps from labels: a file without apps of its own is fine.
+    assert!(Config::parse("[swarm]\nnetwork = \"n\"\nlabels = true\n", &NoSecrets).is_ok());
+}
