@@ -358,7 +358,7 @@ impl Controller {
             origin: Instant::now(),
             swarm: Mutex::new(SwarmView {
                 tasks: engine.as_ref().map(|(_, t)| t.clone()),
-                error: None,
+                ..SwarmView::default()
             }),
             engine: engine.map(|(e, _)| e),
             file_config: Mutex::new(config),

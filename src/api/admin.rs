@@ -33,7 +33,8 @@ pub async fn list_apps(Reader(controller): Reader) -> Json<AppList> {
             let last = controller.analyses(&app.name).into_iter().next();
             let state = published.apps.get(&app.name)?;
             let dry = published.dry_runs.get(&app.name);
-            Some(AppView::new(app, state, dry, last.as_ref(), &traefik))
+            let view = AppView::new(app, state, dry, last.as_ref(), &traefik);
+            Some(with_runs(&controller, view))
         })
         .collect();
     Json(AppList { apps })
@@ -175,16 +176,27 @@ fn detail(c: &Controller, app: &str) -> Result<AppDetail, ApiError> {
     let analyses = c.analyses(app);
     let events = newest(&published.events, DETAIL_EVENTS, |e| e.app == app);
     Ok(AppDetail {
-        app: AppView::new(
-            app_config,
-            served,
-            dry,
-            analyses.first(),
-            &c.traefik_check(),
+        app: with_runs(
+            c,
+            AppView::new(
+                app_config,
+                served,
+                dry,
+                analyses.first(),
+                &c.traefik_check(),
+            ),
         ),
         analyses: analyses.iter().map(AnalysisView::from).collect(),
         events,
     })
+}
+
+/// `view` with the versions its slots' tasks run (Swarm-managed apps).
+fn with_runs(c: &Controller, mut view: AppView) -> AppView {
+    let runs = c.slots_run(&view.name);
+    view.stable.runs = runs.get(&view.stable.slot).cloned();
+    view.canary.runs = runs.get(&view.canary.slot).cloned();
+    view
 }
 
 /// The newest `limit` events that `keep` keeps, oldest first.

@@ -91,6 +91,10 @@ pub struct SlotView {
     pub slot: String,
     pub servers: Vec<String>,
     pub version: Option<String>,
+    /// For a Swarm-managed app: the version the slot's tasks run, from its service's image
+    /// (it differs from `version` when a release was started by hand with another label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,6 +232,7 @@ impl AppView {
                 .map(|urls| urls.iter().map(|u| u.to_string()).collect())
                 .unwrap_or_default(),
             version: version.clone(),
+            runs: None,
         };
         AppView {
             name: app.name.clone(),

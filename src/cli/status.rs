@@ -291,6 +291,15 @@ fn check_lines(c: &CheckView, width: Width) -> Vec<String> {
 /// An app's status: name, phase, a bar of the canary weight, step, which slot is where, and the
 /// last verdict, or for a finished release how it ended. On one line when it fits the width,
 /// else on two (each cut to the width).
+/// A slot's version label; with the one its tasks run when that differs (a Swarm-managed app).
+fn slot_version(s: &crate::api::views::SlotView) -> String {
+    let label = s.version.clone().unwrap_or_else(|| "-".into());
+    match &s.runs {
+        Some(runs) if s.version.as_ref() != Some(runs) => format!("{label}; its tasks run {runs}"),
+        _ => label,
+    }
+}
+
 pub fn status_line(app: &AppView, width: Width) -> String {
     line(app, width, true)
 }
@@ -322,13 +331,12 @@ fn line(app: &AppView, width: Width, outcome: bool) -> String {
         Some(d) => format!("{tail}  dry run: {} {}%", d.phase.as_str(), d.weight),
         None => tail,
     };
-    let version = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let slots = format!(
         "stable={} ({})  canary={} ({})",
         app.stable.slot,
-        version(&app.stable.version),
+        slot_version(&app.stable),
         app.canary.slot,
-        version(&app.canary.version),
+        slot_version(&app.canary),
     );
     let head = format!(
         "{:<16} {:<12} [{}] canary {:>3}%  {step:<9} ",
@@ -445,6 +453,18 @@ mod tests {
         );
         assert!(
             line.ends_with("stable=green (v2)  canary=blue (v3)  last: critical"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_version_label_its_tasks_do_not_run_is_shown_as_such() {
+        let mut d = rolled_back();
+        d.app.canary.runs = Some("v2".into());
+        d.app.stable.runs = Some("v2".into());
+        let line = status_line(&d.app, Width::UNLIMITED);
+        assert!(
+            line.contains("stable=green (v2)  canary=blue (v3; its tasks run v2)"),
             "{line}"
         );
     }

@@ -48,6 +48,9 @@ pub(super) struct RawSwarm {
     pub labels: bool,
     /// Never write to the engine: slots and Traefik replicas are followed, nothing is released.
     pub read_only: bool,
+    /// `[swarm.defaults]`: keys of `[apps.NAME]` that apps from labels take unless their labels
+    /// set them.
+    pub defaults: toml::Table,
 }
 
 impl Default for RawSwarm {
@@ -61,6 +64,7 @@ impl Default for RawSwarm {
             traefik_metrics_path: "/metrics".into(),
             labels: false,
             read_only: false,
+            defaults: toml::Table::new(),
         }
     }
 }

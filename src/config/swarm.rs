@@ -76,6 +76,7 @@ impl SwarmConfig {
                 path,
             }),
         };
+        let defaults = defaults(raw.defaults, &at.key("defaults"), cx);
         Some(SwarmConfig {
             socket: socket?,
             network: network?,
@@ -83,7 +84,62 @@ impl SwarmConfig {
             traefik,
             labels: raw.labels,
             read_only: raw.read_only,
+            defaults: defaults?,
         })
+    }
+}
+
+/// Keys of `[apps.NAME]` that only the labelled service decides.
+pub const NOT_DEFAULTS: [&str; 3] = ["slots", "initial_stable", "service"];
+
+/// `[swarm.defaults]`: checked as the keys of an app, each issue at its own key.
+fn defaults(raw: toml::Table, at: &KeyPath, cx: &mut Check) -> Option<toml::Table> {
+    if raw.is_empty() {
+        return Some(raw);
+    }
+    let mut ok = true;
+    for key in NOT_DEFAULTS {
+        if raw.contains_key(key) {
+            cx.issue(
+                &at.key(key),
+                "is not a default: the labelled service is the app (a Swarm-managed app)",
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    const PROBE: &str = "labelled";
+    let mut app = raw.clone();
+    app.entry("rule")
+        .or_insert_with(|| toml::Value::String("Host(`labelled`)".into()));
+    let mut service = toml::Table::new();
+    service.insert("name".into(), toml::Value::String(PROBE.into()));
+    service.insert("port".into(), toml::Value::Integer(1));
+    app.insert("service".into(), toml::Value::Table(service));
+    let mut apps = toml::Table::new();
+    apps.insert(PROBE.into(), toml::Value::Table(app));
+    let mut swarm = toml::Table::new();
+    swarm.insert("network".into(), toml::Value::String(PROBE.into()));
+    let mut doc = toml::Table::new();
+    doc.insert("swarm".into(), toml::Value::Table(swarm));
+    doc.insert("apps".into(), toml::Value::Table(apps));
+    let text = toml::to_string(&doc).ok()?;
+    match super::Config::parse(&text, &super::NoSecrets) {
+        Ok(_) => Some(raw),
+        Err(issues) => {
+            let prefix = format!("apps.{PROBE}.");
+            for i in issues {
+                let key = i.key.strip_prefix(&prefix).unwrap_or(&i.key);
+                let mut path = at.clone();
+                for part in key.split('.') {
+                    path = path.key(part.split('[').next().unwrap_or(part));
+                }
+                cx.issue(&path, i.message);
+            }
+            None
+        }
     }
 }
 

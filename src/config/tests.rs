@@ -855,3 +855,22 @@ service = { name = "shop_api", port = 8080 }
     // Apps from labels: a file without apps of its own is fine.
     assert!(Config::parse("[swarm]\nnetwork = \"n\"\nlabels = true\n", &NoSecrets).is_ok());
 }
+
+#[test]
+fn swarm_defaults_are_checked_as_app_keys_at_their_own_keys() {
+    let ok = "[swarm]\nnetwork = \"n\"\nlabels = true\n[swarm.defaults]\nentry_points = [\"web\"]\n[swarm.defaults.analysis]\ninterval = \"30s\"\n";
+    let c = Config::parse(ok, &NoSecrets).unwrap();
+    assert!(c.swarm.defaults.contains_key("analysis"));
+    let bad = "[swarm]\nnetwork = \"n\"\nlabels = true\n[swarm.defaults.analysis]\nintervl = \"30s\"\nsteps = [120]\n";
+    let all = issues(bad);
+    let typo = find(&all, "swarm.defaults.analysis.intervl");
+    assert!(
+        typo.message.contains("did you mean `interval`?"),
+        "{typo:?}"
+    );
+    assert_eq!(typo.line, Some(5), "at its own line: {typo:?}");
+    let slots = "[swarm]\nnetwork = \"n\"\n[swarm.defaults]\nslots = { a = [\"http://a\"] }\n";
+    assert!(find(&issues(slots), "swarm.defaults.slots")
+        .message
+        .contains("is not a default"));
+}

@@ -35,7 +35,7 @@ impl Config {
 }
 
 /// `[swarm]`: the Docker engine, read for the tasks of the services that are slots or Traefik.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SwarmConfig {
     pub socket: PathBuf,
     /// Required once a service is named (checked).
@@ -47,6 +47,8 @@ pub struct SwarmConfig {
     pub labels: bool,
     /// canary-pilot never writes to the engine.
     pub read_only: bool,
+    /// `[swarm.defaults]`, checked: what apps from labels take unless their labels say.
+    pub defaults: toml::Table,
 }
 
 impl SwarmConfig {

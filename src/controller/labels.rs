@@ -103,7 +103,8 @@ fn declared(
         .flat_map(|a| a.generated_names())
         .collect();
     for (service, labels) in services {
-        let app = match swarm::labels::label_app(service, labels, network, &OsSecrets) {
+        let defaults = &file.swarm.defaults;
+        let app = match swarm::labels::label_app(service, labels, network, defaults, &OsSecrets) {
             Ok(app) => app,
             Err(list) => {
                 problems.insert(service.clone(), list);

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use super::Controller;
-use crate::config::{AppConfig, ManagedService};
+use crate::config::{AppConfig, ManagedService, CANARY_SLOT, PRIMARY_SLOT};
 use crate::rollout::Input;
 use crate::swarm::manage::{self, Action, RELEASE_LABEL, ROLLED_BACK_LABEL};
 use crate::swarm::{Engine, EngineError};
@@ -86,14 +86,25 @@ impl Controller {
     }
 
     /// Moves every Swarm-managed app one step; an app whose step fails is tried again at the
-    /// next look, and the error is kept for `/readyz`.
+    /// next look, and the error is shown in `/readyz` (`swarm`) until a step succeeds. Weights
+    /// are not touched by a failed step.
     pub(super) async fn drive_managed(&self, engine: &Engine) {
         let config = self.config();
         for app in config.apps.values() {
             let Some(m) = &app.managed else { continue };
-            if let Err(e) = self.drive(engine, app, m).await {
-                tracing::error!(app = %app.name, service = %m.service, error = %e, "managed release step failed; trying again at the next look");
-                self.engine_failed(e.to_string());
+            let result = self.drive(engine, app, m).await;
+            let mut view = self.swarm.lock().expect("poisoned");
+            match result {
+                Ok(()) => {
+                    view.steps_failed.remove(&app.name);
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    if view.steps_failed.get(&app.name) != Some(&e) {
+                        tracing::error!(app = %app.name, service = %m.service, error = %e, "managed release step failed; trying again at the next look");
+                    }
+                    view.steps_failed.insert(app.name.clone(), e);
+                }
             }
         }
     }
@@ -112,6 +123,17 @@ impl Controller {
         let Some(state) = self.published().apps.get(name).cloned() else {
             return Ok(());
         };
+        {
+            let runs = [(CANARY_SLOT, Some(&user)), (PRIMARY_SLOT, primary.as_ref())]
+                .into_iter()
+                .filter_map(|(slot, s)| {
+                    let s = s.filter(|s| s.replicas > 0)?;
+                    Some((slot.to_string(), s.version()))
+                })
+                .collect();
+            let mut view = self.swarm.lock().expect("poisoned");
+            view.runs.insert(name.to_string(), runs);
+        }
         let action = manage::decide(&state, &user, primary.as_ref(), self.clock.now_ms());
         if action != Action::Nothing {
             tracing::info!(app = name, service = %user.name, version = %user.version(), ?action, "managed release step");

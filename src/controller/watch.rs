@@ -2,6 +2,7 @@
 //! servers and the Traefik replicas scraped. Only what is served changes, never a weight; when
 //! the engine cannot be read, the last servers seen stay and readiness says why.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Controller;
@@ -13,6 +14,10 @@ use crate::swarm::{self, Tasks};
 pub(super) struct SwarmView {
     pub tasks: Option<Tasks>,
     pub error: Option<String>,
+    /// The version each slot's tasks run, by app and slot (Swarm-managed apps).
+    pub runs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Why a Swarm-managed app's last step failed, by app (tried again at the next look).
+    pub steps_failed: BTreeMap<String, String>,
 }
 
 impl Controller {
@@ -25,6 +30,13 @@ impl Controller {
         swarm::resolve(config, view.tasks.as_ref())
     }
 
+    /// The version each slot of `app` runs, as its service's image says (Swarm-managed apps;
+    /// a service scaled to 0 runs nothing).
+    pub fn slots_run(&self, app: &str) -> BTreeMap<String, String> {
+        let view = self.swarm.lock().expect("poisoned");
+        view.runs.get(app).cloned().unwrap_or_default()
+    }
+
     /// Why the Docker engine could not be read at the last look, if it could not.
     pub fn engine_error(&self) -> Option<String> {
         self.swarm.lock().expect("poisoned").error.clone()
@@ -35,6 +47,11 @@ impl Controller {
     pub fn swarm_problems(&self) -> Vec<String> {
         let view = self.swarm.lock().expect("poisoned");
         let mut problems = view.tasks.as_ref().map(Tasks::problems).unwrap_or_default();
+        problems.extend(
+            view.steps_failed
+                .iter()
+                .map(|(app, e)| format!("app {app}: its last release step failed: {e}")),
+        );
         drop(view);
         problems.extend(self.label_problems());
         problems

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{AppConfig, Config, SecretSource};
+use crate::config::{AppConfig, Config, SecretSource, NOT_DEFAULTS};
 
 /// The label that makes a service an app.
 pub const ENABLE: &str = "canary-pilot.enable";
@@ -15,18 +15,17 @@ const PREFIX: &str = "canary-pilot.";
 /// Labels that are not keys of the app's table.
 const APP: &str = "app";
 const PORT: &str = "port";
-/// Keys of `[apps.NAME]` that labels cannot set: the labelled service is the app.
-const NOT_BY_LABELS: [&str; 3] = ["slots", "initial_stable", "service"];
 
 /// The app a labelled service declares, or every problem of its labels (each naming the
-/// service and the label).
+/// service and the label). `defaults` (`[swarm.defaults]`) fills the keys its labels leave out.
 pub fn label_app(
     service: &str,
     labels: &BTreeMap<String, String>,
     network: &str,
+    defaults: &toml::Table,
     secrets: &dyn SecretSource,
 ) -> Result<AppConfig, Vec<String>> {
-    let (name, doc) = app_document(service, labels, network)?;
+    let (name, doc) = app_document(service, labels, network, defaults)?;
     let config = Config::parse(&doc, secrets).map_err(|issues| {
         issues
             .iter()
@@ -51,6 +50,7 @@ fn app_document(
     service: &str,
     labels: &BTreeMap<String, String>,
     network: &str,
+    defaults: &toml::Table,
 ) -> Result<(String, String), Vec<String>> {
     let mut problems = Vec::new();
     let mut table = toml::Table::new();
@@ -62,7 +62,7 @@ fn app_document(
         match key {
             "enable" => {}
             APP | PORT => {}
-            k if NOT_BY_LABELS.contains(&k.split('.').next().unwrap_or(k)) => problems.push(format!(
+            k if NOT_DEFAULTS.contains(&k.split('.').next().unwrap_or(k)) => problems.push(format!(
                 "service {service:?}, label {label}: not set by labels; the labelled service is the app (a Swarm-managed app)"
             )),
             k => {
@@ -93,6 +93,7 @@ fn app_document(
     if !problems.is_empty() {
         return Err(problems);
     }
+    fill(&mut table, defaults);
     let mut apps = toml::Table::new();
     apps.insert(name.clone(), toml::Value::Table(table));
     let mut swarm = toml::Table::new();
@@ -120,6 +121,19 @@ fn parse_value(raw: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Adds to `table` what `defaults` has and it has not, table by table.
+fn fill(table: &mut toml::Table, defaults: &toml::Table) {
+    for (key, value) in defaults {
+        match (table.get_mut(key), value) {
+            (Some(toml::Value::Table(t)), toml::Value::Table(d)) => fill(t, d),
+            (Some(_), _) => {}
+            (None, v) => {
+                table.insert(key.clone(), v.clone());
+            }
+        }
+    }
 }
 
 /// Puts `value` at the dotted `key` of `table`.
@@ -190,7 +204,7 @@ mod tests {
             ("canary-pilot.pin_header.name", "X-Beta"),
             ("traefik.enable", "false"),
         ]);
-        let app = label_app("shop_api", &l, "shop_net", &NoSecrets).unwrap();
+        let app = label_app("shop_api", &l, "shop_net", &toml::Table::new(), &NoSecrets).unwrap();
         assert_eq!(app.name, "api", "the stack's prefix is left out");
         assert_eq!(app.rule, "Host(`shop.example.com`)");
         assert_eq!(app.analysis.steps, vec![10, 50]);
@@ -208,7 +222,9 @@ mod tests {
             ("canary-pilot.rule", "Host(`w`)"),
         ]);
         assert_eq!(
-            label_app("frontend", &named, "n", &NoSecrets).unwrap().name,
+            label_app("frontend", &named, "n", &toml::Table::new(), &NoSecrets)
+                .unwrap()
+                .name,
             "web"
         );
     }
@@ -221,7 +237,8 @@ mod tests {
             ("canary-pilot.rule", "Host(`a`))"),
             ("canary-pilot.analysis.stepz", "[10]"),
         ]);
-        let problems = label_app("shop_api", &l, "shop_net", &NoSecrets).unwrap_err();
+        let problems =
+            label_app("shop_api", &l, "shop_net", &toml::Table::new(), &NoSecrets).unwrap_err();
         let all = problems.join("\n");
         assert!(all.contains("service \"shop_api\", label canary-pilot.analysis.stepz: unknown field `stepz`; did you mean `steps`?"), "{all}");
         // serde stops at the unknown key and leaves the analysis table out; the rest is checked.
@@ -235,6 +252,7 @@ mod tests {
             "x",
             &labels(&[("canary-pilot.rule", "Host(`a`)")]),
             "n",
+            &toml::Table::new(),
             &NoSecrets,
         )
         .unwrap_err();
@@ -247,10 +265,31 @@ mod tests {
             ("canary-pilot.rule", "Host(`a`)"),
             ("canary-pilot.slots.blue", "[\"http://a\"]"),
         ]);
-        let refused = label_app("x", &slots, "n", &NoSecrets).unwrap_err();
+        let refused = label_app("x", &slots, "n", &toml::Table::new(), &NoSecrets).unwrap_err();
         assert!(
             refused[0].contains("label canary-pilot.slots.blue: not set by labels"),
             "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn the_files_defaults_fill_what_the_labels_leave_out() {
+        let defaults: toml::Table = toml::from_str(
+            "entry_points = [\"websecure\"]\n[analysis]\ninterval = \"30s\"\nsteps = [5, 50]\n",
+        )
+        .unwrap();
+        let l = labels(&[
+            ("canary-pilot.port", "8080"),
+            ("canary-pilot.rule", "Host(`a`)"),
+            ("canary-pilot.analysis.steps", "[20]"),
+        ]);
+        let app = label_app("api", &l, "n", &defaults, &NoSecrets).unwrap();
+        assert_eq!(app.entry_points, ["websecure"]);
+        assert_eq!(app.analysis.interval, std::time::Duration::from_secs(30));
+        assert_eq!(
+            app.analysis.steps,
+            vec![20],
+            "the label wins over the default"
         );
     }
 }
