@@ -45,6 +45,8 @@ eq "the primary serves v1" "$(shop_via 50)" "200:v1=50"
 eq "shop is declared by its service's labels alone (the config file has no such app)" \
   "$(grep -c 'apps.shop' tests/swarm/managed/canary-pilot.toml) $(managed_status name) $(CANARY_PILOT_SERVER=$managed_pilot "$bin" status --output json | python3 -c 'import json,sys; print(",".join(sorted(a["name"] for a in json.load(sys.stdin)["apps"])))')" \
   "0 shop plain,shop"
+eq "its steps from its labels, the rest of its analysis from [swarm.defaults]" \
+  "$(managed_status step.weights) $(managed_status failure_limit)" "[20, 50, 100] 2"
 host_via() { curl -s -o /dev/null --max-time 5 -w '%{http_code}:%header{x-version}' -H "Host: $1" "$managed_web/"; }
 wait_for 30 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: hello.localhost' $managed_web/)\" = 200 ]" || true
 eq "Traefik's swarm provider routes hello (not managed) beside canary-pilot's provider" "$(host_via hello.localhost)" "200:hello"
@@ -78,6 +80,7 @@ else
   fail "v2 not promoted and handed back within 120 s (phase $(managed_status phase), stable $(managed_status stable.slot), cpm_shop $(replicas cpm_shop))"
 fi
 eq "the primary runs the new spec" "$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' cpm_shop-primary)" "canary-pilot-shop:v2"
+eq "status: the stable slot's tasks run v2" "$(managed_status stable.runs)" v2
 kinds=$(curl -fs "$managed_pilot/api/v1/events?app=shop" | python3 -c 'import json,sys; print(" ".join(e["kind"] for e in json.load(sys.stdin)["events"]))')
 case "$kinds" in
   *"started"*"promoted handed_back"*) pass "events: $kinds" ;;
@@ -102,6 +105,27 @@ eq "still succeeded on the primary, no new event" \
 wait_for 30 sh -c "[ \"\$(docker service ls --filter name=cpm_shop --format '{{.Name}} {{.Replicas}}' | awk '\$1 == \"cpm_shop\" {print \$2}')\" = 0/0 ]" ||
   fail "cpm_shop should be back at 0 replicas (it has $(replicas cpm_shop))"
 
+echo "# canary-pilot deploy --image, for scripts and CI"
+managed_traffic "$tmp/managed-deploy.log.traffic" 90
+load=$last_pid
+SECONDS_STEP=$SECONDS
+docker tag "$CANARY_PILOT_IMAGE" canary-pilot-shop:v2b
+if CANARY_PILOT_SERVER=$managed_pilot "$bin" deploy shop --image canary-pilot-shop:v2b --wait --timeout 120s >"$tmp/managed-cli-deploy.log" 2>&1; then
+  pass "deploy shop --image canary-pilot-shop:v2b --wait: promoted, exit 0 ($((SECONDS - SECONDS_STEP)) s)"
+else
+  fail "deploy shop --image canary-pilot-shop:v2b --wait" "$tmp/managed-cli-deploy.log"
+fi
+head -1 "$tmp/managed-cli-deploy.log" | grep -q 'service cpm_shop runs canary-pilot-shop:v2b now' ||
+  fail "deploy says what it deployed" "$tmp/managed-cli-deploy.log"
+done_v2b() { [ "$(managed_status stable.slot) $(managed_status stable.runs)" = "primary v2b" ] && [ "$(replicas cpm_shop)" = 0/0 ]; }
+wait_for 90 done_v2b || fail "after deploy v2b the primary should run it and cpm_shop be at 0 (stable $(managed_status stable.slot) runs $(managed_status stable.runs), cpm_shop $(replicas cpm_shop))"
+stop_pid "$load"
+summary=$(traffic_summary "$tmp/managed-deploy.log.traffic")
+case "$summary" in
+  *" failed=0 "*) pass "0 failed requests through the deployed release ($summary)" ;;
+  *) fail "failed requests through the deployed release: $summary" ;;
+esac
+
 echo "# docker stack deploy of v3 (bad: half of its answers are 500s)"
 managed_traffic "$tmp/managed-v3.log" 40
 load=$last_pid
@@ -123,4 +147,4 @@ note "load through the v3 release: $(traffic_summary "$tmp/managed-v3.log")"
 ship v3 0.5 || fail "docker stack deploy (v3 again)" "$tmp/managed-deploy.log"
 sleep 8
 eq "the same bad deploy again: still rolled back, nothing reaches v3" "$(managed_status phase) $(shop_via 100)" "rolled_back 200:v2=100"
-eq "the primary still runs v2" "$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' cpm_shop-primary)" "canary-pilot-shop:v2"
+eq "the primary still runs v2b, the last promoted" "$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' cpm_shop-primary)" "canary-pilot-shop:v2b"

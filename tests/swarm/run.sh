@@ -88,7 +88,7 @@ cleanup() {
     if $tasks_deployed; then remove_stack "$TASKS_STACK"; fi
     if $managed_deployed; then remove_managed; fi
     if $managed_images; then
-      for v in v1 v2 v3; do docker image rm "canary-pilot-shop:$v" >/dev/null 2>&1; done
+      for v in v1 v2 v2b v3; do docker image rm "canary-pilot-shop:$v" >/dev/null 2>&1; done
     fi
     remove_test_leftovers
     for s in ${created_secrets[@]+"${created_secrets[@]}"}; do docker secret rm "$s" >/dev/null 2>&1; done
