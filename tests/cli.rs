@@ -16,6 +16,16 @@ fn run(args: &[&str]) -> Output {
         .expect("run canary-pilot")
 }
 
+/// Starts the CLI with its output captured, for a command that waits.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run canary-pilot")
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -663,21 +673,16 @@ fn wait_exits_0_on_promotion_1_on_rollback_and_3_on_timeout() {
     );
 
     // Promoted while waiting: the wait ends with 0, having shown each move.
-    let waiting = Command::new(BIN)
-        .args([
-            "wait",
-            "api",
-            "--every",
-            "100ms",
-            "--timeout",
-            "30s",
-            "--server",
-            &url,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiting = spawn(&[
+        "wait",
+        "api",
+        "--every",
+        "100ms",
+        "--timeout",
+        "30s",
+        "--server",
+        &url,
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     run(&["promote", "api", "--server", &url]);
     let out = waiting.wait_with_output().unwrap();
@@ -748,23 +753,18 @@ fn wait_for_a_version_waits_through_other_releases_and_deploy_needs_a_managed_ap
     run(&["promote", "api", "--server", &url]);
     wait_for_phase(&url, "succeeded");
     // v2 ended; a wait for v3 goes on until v3's own release ends.
-    let waiting = Command::new(BIN)
-        .args([
-            "wait",
-            "api",
-            "--version",
-            "v3",
-            "--every",
-            "100ms",
-            "--timeout",
-            "30s",
-            "--server",
-            &url,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiting = spawn(&[
+        "wait",
+        "api",
+        "--version",
+        "v3",
+        "--every",
+        "100ms",
+        "--timeout",
+        "30s",
+        "--server",
+        &url,
+    ]);
     std::thread::sleep(Duration::from_millis(600));
     run(&["start", "api", "--version", "v3", "--server", &url]);
     std::thread::sleep(Duration::from_millis(300));

@@ -143,6 +143,17 @@ pub(crate) mod tests_support {
 
     pub const EXAMPLE: &str = include_str!("../../examples/canary-pilot.toml");
 
+    /// An app whose two slots are Swarm services.
+    pub const SERVICE_SLOTS: &str = r#"
+[swarm]
+network = "shop_canary-net"
+
+[apps.api]
+rule = "Host(`api.localhost`)"
+initial_stable = "blue"
+slots = { blue = { service = "shop_api-blue", port = 8080 }, green = { service = "shop_api-green", port = 8080 } }
+"#;
+
     pub use super::NoSecrets;
 
     pub fn sample_config() -> Config {

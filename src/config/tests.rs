@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::tests_support::{sample_config, NoSecrets};
+use super::tests_support::{sample_config, NoSecrets, SERVICE_SLOTS};
 use super::*;
 
 fn issues(src: &str) -> Vec<ConfigIssue> {
@@ -688,16 +688,6 @@ fn traefik_read_back_is_off_by_default_and_its_keys_are_checked() {
         .message
         .contains("at least 500ms"));
 }
-
-const SERVICE_SLOTS: &str = r#"
-[swarm]
-network = "shop_canary-net"
-
-[apps.api]
-rule = "Host(`api.localhost`)"
-initial_stable = "blue"
-slots = { blue = { service = "shop_api-blue", port = 8080 }, green = { service = "shop_api-green", port = 8080 } }
-"#;
 
 #[test]
 fn a_slot_may_be_a_swarm_service_with_its_port() {

@@ -756,22 +756,12 @@ async fn traefik_counts_as_unreadable_only_after_three_failed_read_backs_in_a_ro
         .contains("canary_pilot_traefik_check_up 0"));
 }
 
-const SERVICE_SLOTS: &str = r#"
-[swarm]
-network = "shop_net"
-
-[apps.shop]
-rule = "Host(`shop.localhost`)"
-initial_stable = "blue"
-slots = { blue = { service = "shop_blue", port = 8080 }, green = { service = "shop_green", port = 8080 } }
-"#;
-
 fn tasks(blue: &[&str], green: &[&str]) -> swarm::Tasks {
     let ips = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect();
     swarm::Tasks {
         running: BTreeMap::from([
-            ("shop_blue".to_string(), ips(blue)),
-            ("shop_green".to_string(), ips(green)),
+            ("shop_api-blue".to_string(), ips(blue)),
+            ("shop_api-green".to_string(), ips(green)),
         ]),
         ..swarm::Tasks::default()
     }
@@ -779,7 +769,7 @@ fn tasks(blue: &[&str], green: &[&str]) -> swarm::Tasks {
 
 fn servers(c: &Controller, role: &str) -> Vec<String> {
     let doc: serde_json::Value = serde_json::from_slice(&c.published().document).unwrap();
-    doc["http"]["services"][format!("shop-{role}")]["loadBalancer"]["servers"]
+    doc["http"]["services"][format!("api-{role}")]["loadBalancer"]["servers"]
         .as_array()
         .unwrap()
         .iter()
@@ -790,9 +780,13 @@ fn servers(c: &Controller, role: &str) -> Vec<String> {
 #[tokio::test]
 async fn service_slots_follow_the_tasks_and_an_unreadable_engine_changes_nothing() {
     let store = Arc::new(MemStore::default());
-    let config = Config::parse(SERVICE_SLOTS, &crate::config::NoSecrets).unwrap();
+    let config = Config::parse(
+        crate::config::tests_support::SERVICE_SLOTS,
+        &crate::config::NoSecrets,
+    )
+    .unwrap();
     let c = Controller::load(Arc::new(config.clone()), Dependencies::new(store.clone())).unwrap();
-    c.set_weight("shop", 20).await.unwrap();
+    c.set_weight("api", 20).await.unwrap();
     let saves = store.saves();
     assert!(servers(&c, "stable").is_empty(), "nothing seen yet");
 
@@ -803,7 +797,7 @@ async fn service_slots_follow_the_tasks_and_an_unreadable_engine_changes_nothing
         ["http://10.0.1.3:8080", "http://10.0.1.4:8080"]
     );
     assert_eq!(servers(&c, "canary"), ["http://10.0.1.9:8080"]);
-    assert_eq!(c.published().apps["shop"].canary_weight, 20, "weights stay");
+    assert_eq!(c.published().apps["api"].canary_weight, 20, "weights stay");
     assert_eq!(
         store.saves(),
         saves,
@@ -827,7 +821,7 @@ async fn service_slots_follow_the_tasks_and_an_unreadable_engine_changes_nothing
     assert!(servers(&c, "canary").is_empty());
     let doc: serde_json::Value = serde_json::from_slice(&c.published().document).unwrap();
     assert_eq!(
-        doc["http"]["services"]["shop"]["weighted"]["services"]
+        doc["http"]["services"]["api"]["weighted"]["services"]
             .as_array()
             .unwrap()
             .len(),

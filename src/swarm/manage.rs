@@ -477,21 +477,13 @@ mod tests {
     }
 
     fn state(phase: Phase, stable: &str, updated_at_ms: u64) -> AppState {
-        AppState {
-            stable_slot: stable.into(),
-            canary_weight: 0,
-            phase,
-            stable_version: None,
-            canary_version: None,
-            step_index: 0,
-            failures: 0,
-            inconclusive_since_ms: None,
-            reason: None,
-            phase_since_ms: 0,
-            awaiting_gate: None,
-            generation: 1,
-            updated_at_ms,
-        }
+        let src = "[swarm]\nnetwork = \"n\"\n[apps.shop]\nrule = \"Host(`a`)\"\nservice = { name = \"shop_api\", port = 8080 }\n";
+        let config = crate::config::Config::parse(src, &crate::config::NoSecrets).unwrap();
+        let mut s = AppState::initial(&config.apps["shop"], 0);
+        s.phase = phase;
+        s.stable_slot = stable.into();
+        s.updated_at_ms = updated_at_ms;
+        s
     }
 
     const NOW: u64 = 100_000;

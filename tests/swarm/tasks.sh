@@ -95,22 +95,20 @@ bg "$tmp/tasks-traffic-b.log" "$bin" demo-traffic --url "http://127.0.0.1:${web_
 traffic_b=$last_pid
 sleep 3
 server_count() { traefik_servers "$1" | wc -w | tr -d ' '; }
-SECONDS_STEP=$SECONDS
-docker service scale -d "${TASKS_STACK}_app-blue=4" >/dev/null
-if wait_for 30 sh -c "[ \"\$(curl -fs --max-time 2 http://127.0.0.1:${api_ports[0]}/api/http/services/shop-stable@http | grep -o '\"url\"' | wc -l)\" -eq 4 ]"; then
-  pass "scaled app-blue to 4: Traefik has 4 stable servers $((SECONDS - SECONDS_STEP)) s later"
-else
-  fail "after scaling app-blue to 4 Traefik has $(server_count stable) stable servers"
-fi
+# scale_blue N WHAT: scale app-blue to N; Traefik must have N stable servers within 30 s.
+scale_blue() {
+  SECONDS_STEP=$SECONDS
+  docker service scale -d "${TASKS_STACK}_app-blue=$1" >/dev/null
+  if wait_for 30 sh -c "[ \"\$(curl -fs --max-time 2 http://127.0.0.1:${api_ports[0]}/api/http/services/shop-stable@http | grep -o '\"url\"' | wc -l)\" -eq $1 ]"; then
+    pass "scaled app-blue $2 $1: Traefik has $1 stable servers $((SECONDS - SECONDS_STEP)) s later"
+  else
+    fail "after scaling app-blue $2 $1 Traefik has $(server_count stable) stable servers"
+  fi
+}
+scale_blue 4 to
 servers_are_tasks stable blue && pass "they are the 4 running tasks" || fail "stable servers '$(traefik_servers stable)' vs tasks '$(task_addresses "${TASKS_STACK}_app-blue")'"
 eq "canary-pilot shows 4 stable servers" "$(tasks_cli status shop --output json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["stable"]["servers"]))')" 4
-SECONDS_STEP=$SECONDS
-docker service scale -d "${TASKS_STACK}_app-blue=2" >/dev/null
-if wait_for 30 sh -c "[ \"\$(curl -fs --max-time 2 http://127.0.0.1:${api_ports[0]}/api/http/services/shop-stable@http | grep -o '\"url\"' | wc -l)\" -eq 2 ]"; then
-  pass "scaled app-blue back to 2: Traefik has 2 stable servers $((SECONDS - SECONDS_STEP)) s later"
-else
-  fail "after scaling app-blue back to 2 Traefik has $(server_count stable) stable servers"
-fi
+scale_blue 2 "back to"
 # The stopped tasks drain for 6 s; the load runs on past them.
 wait_for 60 sh -c "! kill -0 $traffic_a 2>/dev/null && ! kill -0 $traffic_b 2>/dev/null" || true
 stop_pid "$traffic_a"
