@@ -644,19 +644,29 @@ fn a_config_file_that_keeps_changing_is_not_read_half_way() {
     let path = dir.path().join("canary-pilot.toml");
     std::fs::write(&path, TWO_APPS).unwrap();
     assert!(settled_contents(&path).is_ok());
+    // A new version every 5 ms, until the check is done (at most 4 s): a busy machine would
+    // have to stall the writer for 200 ms for two reads to agree.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let path = path.clone();
+        let (path, done) = (path.clone(), done.clone());
         std::thread::spawn(move || {
-            for i in 0..40 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(4);
+            let mut i = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst)
+                && std::time::Instant::now() < deadline
+            {
                 std::fs::write(&path, format!("{TWO_APPS}# {i}\n")).unwrap();
-                std::thread::sleep(Duration::from_millis(80));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(100));
-    let e = settled_contents(&path).unwrap_err();
-    assert!(e.to_string().contains("still being written"), "{e}");
+    std::thread::sleep(Duration::from_millis(20));
+    let result = settled_contents(&path);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
+    let e = result.unwrap_err();
+    assert!(e.to_string().contains("still being written"), "{e}");
 }
 
 #[tokio::test(start_paused = true)]
