@@ -1150,11 +1150,21 @@ fn changed_settings(old: &Config, new: &Config) -> Vec<String> {
 /// Waits until two reads of `path` 200 ms apart agree, so that a file an editor is still
 /// writing (truncated, then written) is never read half-way; at most 2 s.
 fn settled_contents(path: &Path) -> Result<(), ReloadRefusal> {
+    settled(|| std::fs::read(path).ok(), std::thread::sleep, path)
+}
+
+/// The rule of [`settled_contents`], with the reads and the pauses given: `Ok` as soon as two
+/// reads one pause apart agree, at most ten pauses.
+fn settled(
+    mut read: impl FnMut() -> Option<Vec<u8>>,
+    mut pause: impl FnMut(Duration),
+    path: &Path,
+) -> Result<(), ReloadRefusal> {
     const PAUSE: Duration = Duration::from_millis(200);
-    let mut last = std::fs::read(path).ok();
+    let mut last = read();
     for _ in 0..10 {
-        std::thread::sleep(PAUSE);
-        let now = std::fs::read(path).ok();
+        pause(PAUSE);
+        let now = read();
         if now == last {
             return Ok(());
         }

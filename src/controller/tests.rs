@@ -644,29 +644,31 @@ fn a_config_file_that_keeps_changing_is_not_read_half_way() {
     let path = dir.path().join("canary-pilot.toml");
     std::fs::write(&path, TWO_APPS).unwrap();
     assert!(settled_contents(&path).is_ok());
-    // A new version every 5 ms, until the check is done (at most 4 s): a busy machine would
-    // have to stall the writer for 200 ms for two reads to agree.
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (path, done) = (path.clone(), done.clone());
-        std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(4);
-            let mut i = 0u64;
-            while !done.load(std::sync::atomic::Ordering::SeqCst)
-                && std::time::Instant::now() < deadline
-            {
-                std::fs::write(&path, format!("{TWO_APPS}# {i}\n")).unwrap();
-                i += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
-    std::thread::sleep(Duration::from_millis(20));
-    let result = settled_contents(&path);
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    writer.join().unwrap();
-    let e = result.unwrap_err();
+    // A file that differs at every read (an editor still writing it): refused after ten
+    // pauses of 200 ms. The reads are given, so no machine's timing decides.
+    let mut version = 0;
+    let mut paused = Duration::ZERO;
+    let e = settled(
+        || {
+            version += 1;
+            Some(format!("{TWO_APPS}# {version}\n").into_bytes())
+        },
+        |d| paused += d,
+        &path,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("still being written"), "{e}");
+    assert_eq!((version, paused), (11, Duration::from_secs(2)));
+    // Truncated, then written: the empty read and the full one differ, the next two agree.
+    let mut reads = vec![
+        Some(Vec::new()),
+        Some(b"full".to_vec()),
+        Some(b"full".to_vec()),
+    ]
+    .into_iter();
+    let mut pauses = 0;
+    assert!(settled(|| reads.next().flatten(), |_| pauses += 1, &path).is_ok());
+    assert_eq!(pauses, 2);
 }
 
 #[tokio::test(start_paused = true)]
