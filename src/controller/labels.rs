@@ -9,6 +9,9 @@ use super::Controller;
 use crate::config::{AppConfig, Config, OsSecrets};
 use crate::swarm::{self, EngineError};
 
+/// Where a refused change of the labels' apps is reported.
+const NOT_APPLIED: &str = "(labels)";
+
 /// What the labels declare.
 #[derive(Debug, Default)]
 pub(super) struct LabelApps {
@@ -53,15 +56,23 @@ impl Controller {
         let file = self.file_config();
         let previous = self.labelled.lock().expect("poisoned").apps.clone();
         let (apps, problems) = declared(&file, &services, network, &previous);
-        for (service, list) in &problems {
-            for p in list {
-                tracing::warn!(service, problem = %p, "labels declare no app; fix them");
-            }
-        }
         {
             let mut labelled = self.labelled.lock().expect("poisoned");
+            for (service, list) in &problems {
+                let known = labelled.problems.get(service);
+                for p in list
+                    .iter()
+                    .filter(|p| !known.is_some_and(|k| k.contains(p)))
+                {
+                    tracing::warn!(service, problem = %p, "labels declare no app; fix them");
+                }
+            }
+            let not_applied = labelled.problems.remove(NOT_APPLIED);
             labelled.apps = apps;
             labelled.problems = problems;
+            if let Some(n) = not_applied {
+                labelled.problems.insert(NOT_APPLIED.into(), n);
+            }
         }
         let full = self.with_label_apps(&file);
         match self.apply_config(full, false).await {
@@ -72,15 +83,23 @@ impl Controller {
                 {
                     tracing::info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "apps from labels applied");
                 }
-                self.labelled.lock().expect("poisoned").seen = services;
+                let mut labelled = self.labelled.lock().expect("poisoned");
+                labelled.problems.remove(NOT_APPLIED);
+                labelled.seen = services;
             }
             Err(e) => {
                 // Kept as it was; tried again at the next look.
+                let why = format!("not applied: {e}");
                 let mut labelled = self.labelled.lock().expect("poisoned");
-                labelled.apps = previous;
-                labelled
+                if labelled
                     .problems
-                    .insert("(labels)".into(), vec![format!("not applied: {e}")]);
+                    .get(NOT_APPLIED)
+                    .is_none_or(|p| !p.contains(&why))
+                {
+                    tracing::error!(error = %e, "apps from labels not applied; the apps stay as they were");
+                }
+                labelled.apps = previous;
+                labelled.problems.insert(NOT_APPLIED.into(), vec![why]);
             }
         }
         Ok(())
