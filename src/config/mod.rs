@@ -34,7 +34,7 @@ use toml::de::DeTable;
 pub use issue::{ConfigError, ConfigIssue};
 pub use key::KeyPath;
 pub use secret::{NoSecrets, OsSecrets, Secret, SecretSource};
-pub use swarm::NOT_DEFAULTS;
+pub use swarm::{app_document, NOT_DEFAULTS};
 pub use tolerance::{Tolerance, ToleranceError, RELATIVE_FLOOR};
 pub use typed::{
     AnalysisConfig, AppConfig, Config, HooksConfig, ManagedService, MetricsConfig,

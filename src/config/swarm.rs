@@ -89,6 +89,19 @@ impl SwarmConfig {
     }
 }
 
+/// The text of a config with `[swarm] network` and one app, `[apps.NAME]` = `table`: how an app
+/// from labels (or `[swarm.defaults]`) goes through the file's own checks.
+pub fn app_document(name: &str, table: toml::Table, network: &str) -> Result<String, String> {
+    let mut apps = toml::Table::new();
+    apps.insert(name.into(), toml::Value::Table(table));
+    let mut swarm = toml::Table::new();
+    swarm.insert("network".into(), toml::Value::String(network.into()));
+    let mut doc = toml::Table::new();
+    doc.insert("swarm".into(), toml::Value::Table(swarm));
+    doc.insert("apps".into(), toml::Value::Table(apps));
+    toml::to_string(&doc).map_err(|e| e.to_string())
+}
+
 /// Keys of `[apps.NAME]` that only the labelled service decides.
 pub const NOT_DEFAULTS: [&str; 3] = ["slots", "initial_stable", "service"];
 
@@ -118,14 +131,7 @@ fn defaults(raw: toml::Table, at: &KeyPath, cx: &mut Check) -> Option<toml::Tabl
     service.insert("name".into(), toml::Value::String(PROBE.into()));
     service.insert("port".into(), toml::Value::Integer(1));
     app.insert("service".into(), toml::Value::Table(service));
-    let mut apps = toml::Table::new();
-    apps.insert(PROBE.into(), toml::Value::Table(app));
-    let mut swarm = toml::Table::new();
-    swarm.insert("network".into(), toml::Value::String(PROBE.into()));
-    let mut doc = toml::Table::new();
-    doc.insert("swarm".into(), toml::Value::Table(swarm));
-    doc.insert("apps".into(), toml::Value::Table(apps));
-    let text = toml::to_string(&doc).ok()?;
+    let text = app_document(PROBE, app, PROBE).ok()?;
     match super::Config::parse(&text, &super::NoSecrets) {
         Ok(_) => Some(raw),
         Err(issues) => {

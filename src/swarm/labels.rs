@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{AppConfig, Config, SecretSource, NOT_DEFAULTS};
+use crate::config::{self, AppConfig, Config, SecretSource, NOT_DEFAULTS};
 
 /// The label that makes a service an app.
 pub const ENABLE: &str = "canary-pilot.enable";
@@ -94,14 +94,8 @@ fn app_document(
         return Err(problems);
     }
     fill(&mut table, defaults);
-    let mut apps = toml::Table::new();
-    apps.insert(name.clone(), toml::Value::Table(table));
-    let mut swarm = toml::Table::new();
-    swarm.insert("network".into(), toml::Value::String(network.into()));
-    let mut doc = toml::Table::new();
-    doc.insert("swarm".into(), toml::Value::Table(swarm));
-    doc.insert("apps".into(), toml::Value::Table(apps));
-    let text = toml::to_string(&doc).map_err(|e| vec![format!("service {service:?}: {e}")])?;
+    let text = config::app_document(&name, table, network)
+        .map_err(|e| vec![format!("service {service:?}: {e}")])?;
     Ok((name, text))
 }
 
